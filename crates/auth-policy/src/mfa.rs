@@ -1,0 +1,279 @@
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::config::{MfaConfig, MfaMode};
+use crate::preference::MfaPreference;
+
+/// One method's part of an `AdminSetUserMFAPreference` call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct MethodSetting {
+    pub enabled: bool,
+    pub preferred: bool,
+}
+
+/// What to send with `AdminSetUserMFAPreference`; `None` leaves that method
+/// as it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+pub struct MfaSettings {
+    pub sms: Option<MethodSetting>,
+    pub totp: Option<MethodSetting>,
+}
+
+impl MfaSettings {
+    pub const SMS_PREFERRED: Self = Self {
+        sms: Some(MethodSetting {
+            enabled: true,
+            preferred: true,
+        }),
+        totp: None,
+    };
+    /// SMS on as a fallback factor until the user sets up an authenticator.
+    pub const SMS_FALLBACK: Self = Self {
+        sms: Some(MethodSetting {
+            enabled: true,
+            preferred: false,
+        }),
+        totp: None,
+    };
+    pub const TOTP_PREFERRED: Self = Self {
+        sms: None,
+        totp: Some(MethodSetting {
+            enabled: true,
+            preferred: true,
+        }),
+    };
+    pub const NONE: Self = Self {
+        sms: Some(MethodSetting {
+            enabled: false,
+            preferred: false,
+        }),
+        totp: Some(MethodSetting {
+            enabled: false,
+            preferred: false,
+        }),
+    };
+}
+
+/// Why nothing is applied after a confirmation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MfaSkipReason {
+    /// `MFA_CONFIGURATION=OFF`.
+    MfaOff,
+    /// The effective preference is `NOMFA`.
+    NoMfaChosen,
+    /// TOTP cannot be enabled before the user associates an authenticator,
+    /// and there is no SMS fallback (no phone, or the pool has no SMS MFA).
+    TotpSetUpInApp,
+    /// SMS is wanted but the user has no phone number (a warning).
+    SmsNeedsPhone,
+    /// The wanted method is no longer enabled in the pool (a warning).
+    MethodNotEnabled,
+    /// `custom:mfa_preference` holds something unknown (a warning).
+    UnknownPreference,
+    /// Not a `PostConfirmation_ConfirmSignUp` (password reset confirmations).
+    NotSignUp,
+    /// Federated users get no MFA from Cognito.
+    ExternalProvider,
+}
+
+impl MfaSkipReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MfaOff => "mfa_off",
+            Self::NoMfaChosen => "nomfa_chosen",
+            Self::TotpSetUpInApp => "totp_set_up_in_app",
+            Self::SmsNeedsPhone => "sms_needs_phone",
+            Self::MethodNotEnabled => "method_not_enabled",
+            Self::UnknownPreference => "unknown_preference",
+            Self::NotSignUp => "not_sign_up",
+            Self::ExternalProvider => "external_provider",
+        }
+    }
+
+    /// Whether an operator should hear about it (the user ends up with less
+    /// MFA than the policy wants).
+    pub fn is_warning(self) -> bool {
+        matches!(
+            self,
+            Self::SmsNeedsPhone | Self::MethodNotEnabled | Self::UnknownPreference
+        )
+    }
+}
+
+impl fmt::Display for MfaSkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the post-confirmation trigger (and `mfa-admin apply-policy`) does for
+/// one user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum MfaDecision {
+    Apply {
+        preference: MfaPreference,
+        settings: MfaSettings,
+    },
+    Skip {
+        reason: MfaSkipReason,
+    },
+}
+
+/// The MFA settings for a confirmed user of the pool.
+///
+/// * `MFA_CONFIGURATION=OFF`, or an effective `NOMFA`: nothing.
+/// * `SMS`: SMS enabled and preferred; without a phone number nothing can be
+///   applied (a warning, not a failure: the confirmation stands).
+/// * `TOTP`: an authenticator must be associated before TOTP can be enabled,
+///   so in a pool that enables SMS and for a user with a phone, SMS is enabled
+///   but not preferred: a second factor from the first sign-in, and the
+///   operator's fallback after a lost device. Otherwise nothing: the app runs
+///   the TOTP set-up (in an `ON` pool Cognito itself asks for it).
+///
+/// `preference` is the raw `custom:mfa_preference` (absent: the default).
+pub fn decide_mfa(config: &MfaConfig, preference: Option<&str>, has_phone: bool) -> MfaDecision {
+    let skip = |reason| MfaDecision::Skip { reason };
+    if config.mode == MfaMode::Off {
+        return skip(MfaSkipReason::MfaOff);
+    }
+    let Ok(effective) = MfaPreference::effective(preference, config.default_preference) else {
+        return skip(MfaSkipReason::UnknownPreference);
+    };
+    let apply = |settings| MfaDecision::Apply {
+        preference: effective,
+        settings,
+    };
+    match effective {
+        MfaPreference::NoMfa => skip(MfaSkipReason::NoMfaChosen),
+        MfaPreference::Sms if !config.methods.sms => skip(MfaSkipReason::MethodNotEnabled),
+        MfaPreference::Sms if !has_phone => skip(MfaSkipReason::SmsNeedsPhone),
+        MfaPreference::Sms => apply(MfaSettings::SMS_PREFERRED),
+        MfaPreference::Totp if !config.methods.totp => skip(MfaSkipReason::MethodNotEnabled),
+        MfaPreference::Totp if config.methods.sms && has_phone => apply(MfaSettings::SMS_FALLBACK),
+        MfaPreference::Totp => skip(MfaSkipReason::TotpSetUpInApp),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::MfaMethods;
+
+    fn cfg(mode: MfaMode, sms: bool, totp: bool, default: MfaPreference) -> MfaConfig {
+        MfaConfig {
+            mode,
+            methods: MfaMethods { sms, totp },
+            default_preference: default,
+        }
+    }
+
+    fn settings(d: MfaDecision) -> MfaSettings {
+        match d {
+            MfaDecision::Apply { settings, .. } => settings,
+            other => panic!("expected settings, got {other:?}"),
+        }
+    }
+
+    fn reason(d: MfaDecision) -> MfaSkipReason {
+        match d {
+            MfaDecision::Skip { reason } => reason,
+            other => panic!("expected a skip, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn sms_is_enabled_and_preferred_when_there_is_a_phone() {
+        let c = cfg(MfaMode::Optional, true, true, MfaPreference::Totp);
+        let s = settings(decide_mfa(&c, Some("SMS"), true));
+        assert_eq!(
+            s.sms,
+            Some(MethodSetting {
+                enabled: true,
+                preferred: true
+            })
+        );
+        assert_eq!(s.totp, None, "TOTP is never touched");
+        let r = reason(decide_mfa(&c, Some("SMS"), false));
+        assert_eq!(r, MfaSkipReason::SmsNeedsPhone);
+        assert!(r.is_warning());
+    }
+
+    #[test]
+    fn totp_gets_a_non_preferred_sms_fallback_only_with_phone_and_sms_pool() {
+        let both = cfg(MfaMode::Optional, true, true, MfaPreference::Sms);
+        let s = settings(decide_mfa(&both, Some("TOTP"), true));
+        assert_eq!(
+            s.sms,
+            Some(MethodSetting {
+                enabled: true,
+                preferred: false
+            })
+        );
+        assert_eq!(s.totp, None);
+        assert_eq!(
+            reason(decide_mfa(&both, Some("TOTP"), false)),
+            MfaSkipReason::TotpSetUpInApp
+        );
+        let totp_only = cfg(MfaMode::On, false, true, MfaPreference::Totp);
+        let r = reason(decide_mfa(&totp_only, None, true));
+        assert_eq!(r, MfaSkipReason::TotpSetUpInApp);
+        assert!(!r.is_warning());
+    }
+
+    #[test]
+    fn nomfa_and_off_do_nothing() {
+        let c = cfg(MfaMode::Optional, true, true, MfaPreference::NoMfa);
+        assert_eq!(
+            reason(decide_mfa(&c, None, true)),
+            MfaSkipReason::NoMfaChosen
+        );
+        let off = cfg(MfaMode::Off, true, true, MfaPreference::Sms);
+        assert_eq!(
+            reason(decide_mfa(&off, Some("SMS"), true)),
+            MfaSkipReason::MfaOff
+        );
+    }
+
+    #[test]
+    fn the_default_applies_when_nothing_was_stated() {
+        let c = cfg(MfaMode::On, true, true, MfaPreference::Sms);
+        assert_eq!(
+            settings(decide_mfa(&c, None, true)),
+            MfaSettings::SMS_PREFERRED
+        );
+        assert_eq!(
+            settings(decide_mfa(&c, Some(""), true)),
+            MfaSettings::SMS_PREFERRED
+        );
+    }
+
+    #[test]
+    fn stale_or_unknown_choices_warn_instead_of_failing() {
+        let sms_only = cfg(MfaMode::Optional, true, false, MfaPreference::Sms);
+        assert_eq!(
+            reason(decide_mfa(&sms_only, Some("TOTP"), true)),
+            MfaSkipReason::MethodNotEnabled
+        );
+        let totp_only = cfg(MfaMode::Optional, false, true, MfaPreference::Totp);
+        assert_eq!(
+            reason(decide_mfa(&totp_only, Some("SMS"), true)),
+            MfaSkipReason::MethodNotEnabled
+        );
+        let r = reason(decide_mfa(&sms_only, Some("carrier-pigeon"), true));
+        assert_eq!(r, MfaSkipReason::UnknownPreference);
+        assert!(r.is_warning());
+    }
+
+    #[test]
+    fn the_decision_is_the_same_on_a_second_run() {
+        let c = MfaConfig::default();
+        for pref in [None, Some("SMS"), Some("TOTP"), Some("NOMFA"), Some("x")] {
+            for phone in [true, false] {
+                assert_eq!(decide_mfa(&c, pref, phone), decide_mfa(&c, pref, phone));
+            }
+        }
+    }
+}
