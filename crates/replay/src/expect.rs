@@ -35,9 +35,10 @@ pub struct Expected {
     pub effects: Option<Value>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
+    #[default]
     Accepted,
     Refused,
 }
@@ -187,11 +188,5 @@ mod tests {
         };
         assert_eq!(compare(&e, &run).len(), 2);
         assert_eq!(compare(&e, &ok(json!({}))).len(), 1);
-    }
-}
-
-impl Default for Outcome {
-    fn default() -> Self {
-        Self::Accepted
     }
 }
