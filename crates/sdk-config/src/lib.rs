@@ -1,0 +1,115 @@
+//! One way to load the AWS SDK configuration for every client of the
+//! workspace.
+//!
+//! Cognito waits 5 seconds for a synchronous trigger and then retries it (up
+//! to three attempts in all). A function that calls AWS must therefore end
+//! well inside 5 s even when AWS is slow or unreachable, so every client gets
+//! explicit timeouts and a bounded retry budget instead of the SDK defaults
+//! (which have no operation timeout at all). The configuration comes from
+//! `aws_config`, so `AWS_ENDPOINT_URL` (and `AWS_ENDPOINT_URL_<SERVICE>`),
+//! `AWS_REGION` and the usual credential sources work as everywhere else.
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+
+pub use aws_config;
+
+/// How long one AWS operation may take, retries included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// TCP + TLS connect.
+    pub connect: Duration,
+    /// One attempt, from sending the request to the last byte of the answer.
+    pub attempt: Duration,
+    /// The whole operation, every attempt and backoff included.
+    pub operation: Duration,
+    /// Attempts in all (1 = no retry).
+    pub max_attempts: u32,
+    /// First backoff; doubled (with jitter) up to `max_backoff`.
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Budget {
+    /// For synchronous triggers (Cognito waits 5 s): one call ends within
+    /// 2 s whatever happens — up to 3 attempts of at most 1 s each, with
+    /// 50–400 ms backoffs between them, cut off at 2 s.
+    pub const SYNC_TRIGGER: Self = Self {
+        connect: Duration::from_millis(500),
+        attempt: Duration::from_millis(1000),
+        operation: Duration::from_millis(2000),
+        max_attempts: 3,
+        initial_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(400),
+    };
+
+    /// For command-line tools run by a person: more patience.
+    pub const INTERACTIVE: Self = Self {
+        connect: Duration::from_secs(3),
+        attempt: Duration::from_secs(10),
+        operation: Duration::from_secs(30),
+        max_attempts: 4,
+        initial_backoff: Duration::from_millis(200),
+        max_backoff: Duration::from_secs(5),
+    };
+
+    pub fn retry_config(&self) -> RetryConfig {
+        RetryConfig::standard()
+            .with_max_attempts(self.max_attempts)
+            .with_initial_backoff(self.initial_backoff)
+            .with_max_backoff(self.max_backoff)
+    }
+
+    pub fn timeout_config(&self) -> TimeoutConfig {
+        TimeoutConfig::builder()
+            .connect_timeout(self.connect)
+            .read_timeout(self.attempt)
+            .operation_attempt_timeout(self.attempt)
+            .operation_timeout(self.operation)
+            .build()
+    }
+}
+
+/// Loads the shared SDK configuration with `budget`'s timeouts and retries.
+/// Call it once, in the init phase, and build every client from the result.
+pub async fn load(budget: Budget) -> SdkConfig {
+    loader(budget).load().await
+}
+
+/// The loader, for callers that set more (a region or endpoint from flags).
+pub fn loader(budget: Budget) -> aws_config::ConfigLoader {
+    aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(budget.retry_config())
+        .timeout_config(budget.timeout_config())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sync_budget_ends_well_inside_cognitos_five_seconds() {
+        let b = Budget::SYNC_TRIGGER;
+        // Worst case: the operation timeout cuts everything off.
+        assert!(b.operation <= Duration::from_millis(2000));
+        // Two calls in a row (a read then a write) still fit in 5 s.
+        assert!(b.operation * 2 < Duration::from_secs(5));
+        // And the retries fit in the operation: attempts × attempt timeout
+        // plus backoffs may exceed it, but then the operation timeout wins.
+        assert!(b.attempt < b.operation);
+        assert!(b.max_attempts >= 2, "a brief fault must be retried");
+    }
+
+    #[test]
+    fn configs_carry_the_budget() {
+        let b = Budget::SYNC_TRIGGER;
+        let t = b.timeout_config();
+        assert_eq!(t.operation_timeout(), Some(b.operation));
+        assert_eq!(t.operation_attempt_timeout(), Some(b.attempt));
+        assert_eq!(t.connect_timeout(), Some(b.connect));
+        assert_eq!(b.retry_config().max_attempts(), 3);
+    }
+}
