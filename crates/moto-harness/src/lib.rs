@@ -1,0 +1,159 @@
+//! Test support for the integration tests that talk to moto over real HTTP.
+//!
+//! `scripts/test` (the README's test command) starts `moto_server` on a free
+//! loopback port and exports `MOTO_ENDPOINT`; the tests share that server and
+//! keep out of each other's way by creating their own pools, keys and users.
+//! A test that needs moto and finds no `MOTO_ENDPOINT` fails and says how to
+//! run it: it is never skipped.
+
+#![allow(clippy::panic)]
+
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use serde_json::Value;
+
+pub const ENDPOINT_VAR: &str = "MOTO_ENDPOINT";
+pub const REGION: &str = "us-east-1";
+
+/// The moto server's URL, e.g. `http://127.0.0.1:40123`.
+pub fn endpoint() -> String {
+    match std::env::var(ENDPOINT_VAR) {
+        Ok(v) if !v.trim().is_empty() => v.trim().trim_end_matches('/').to_owned(),
+        _ => panic!(
+            "{ENDPOINT_VAR} is not set: these tests need the moto server that `scripts/test` starts \
+             (run `scripts/test`, or start `moto_server -H 127.0.0.1 -p PORT` and export {ENDPOINT_VAR}=http://127.0.0.1:PORT)"
+        ),
+    }
+}
+
+/// The environment a child process (a release binary) needs to use moto:
+/// endpoint, region and dummy credentials.
+pub fn child_env() -> Vec<(String, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL".into(), endpoint()),
+        ("AWS_REGION".into(), REGION.into()),
+        ("AWS_DEFAULT_REGION".into(), REGION.into()),
+        ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
+        ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+    ]
+}
+
+/// An SDK configuration pointed at moto, with the functions' time budget.
+pub async fn sdk_config() -> SdkConfig {
+    sdk_config_at(&endpoint(), sdk_config::Budget::SYNC_TRIGGER).await
+}
+
+/// An SDK configuration pointed at `url` (moto, or a fault proxy in front of it).
+pub async fn sdk_config_at(url: &str, budget: sdk_config::Budget) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(budget.retry_config())
+        .timeout_config(budget.timeout_config())
+        .region(Region::new(REGION))
+        .endpoint_url(url)
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "testing", "testing", None, None, "moto",
+        ))
+        .load()
+        .await
+}
+
+/// moto's record of what it did (`GET /moto-api/data.json`).
+pub async fn moto_data() -> Value {
+    let body = http_get(&endpoint(), "/moto-api/data.json").await;
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("moto data.json is not JSON: {e}"))
+}
+
+/// Every SMS moto's SNS has "sent": `(phone, message)` pairs, oldest first.
+pub async fn sent_sms() -> Vec<(String, String)> {
+    let data = moto_data().await;
+    let mut out = Vec::new();
+    // data.json: {"sns": {"SMS": {account: {region: {message_id: [phone, message]}}}}}
+    // (moto keeps them per account and region); walk whatever nesting there is.
+    if let Some(sms) = data.get("sns").and_then(|s| s.get("SMS")) {
+        collect_pairs(sms, &mut out);
+    }
+    out
+}
+
+fn collect_pairs(v: &Value, out: &mut Vec<(String, String)>) {
+    match v {
+        Value::Array(items) if items.len() >= 2 && items.iter().all(Value::is_string) => {
+            let s = |i: usize| items[i].as_str().unwrap_or_default().to_owned();
+            out.push((s(0), s(1)));
+        }
+        Value::Array(items) => items.iter().for_each(|i| collect_pairs(i, out)),
+        Value::Object(map) => map.values().for_each(|i| collect_pairs(i, out)),
+        _ => {}
+    }
+}
+
+/// A minimal HTTP/1.1 GET over a fresh connection (moto answers with
+/// `Connection: close` semantics for these admin endpoints).
+pub async fn http_get(base: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = base
+        .strip_prefix("http://")
+        .unwrap_or_else(|| panic!("{base}: only http:// endpoints are supported"));
+    let mut stream = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(host))
+        .await
+        .unwrap_or_else(|_| panic!("connecting to moto at {host} timed out"))
+        .unwrap_or_else(|e| panic!("cannot connect to moto at {host}: {e}"));
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("writing to moto: {e}"));
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
+        .await
+        .unwrap_or_else(|_| panic!("reading from moto timed out"))
+        .unwrap_or_else(|e| panic!("reading from moto: {e}"));
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        return dechunk(body);
+    }
+    body.to_owned()
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sms_pairs_are_found_at_any_depth() {
+        let v = serde_json::json!({"123456789012": {"us-east-1": {"m1": ["+14155550123", "hi"], "m2": ["+819012345678", "やあ"]}}});
+        let mut out = Vec::new();
+        collect_pairs(&v, &mut out);
+        out.sort();
+        assert_eq!(
+            out,
+            vec![
+                ("+14155550123".to_owned(), "hi".to_owned()),
+                ("+819012345678".to_owned(), "やあ".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn chunked_bodies_are_joined() {
+        assert_eq!(dechunk("4\r\nWiki\r\n5\r\npedia\r\n0\r\n\r\n"), "Wikipedia");
+    }
+}
