@@ -9,6 +9,8 @@
 //! Decisions are values ([`SignUpDecision`], [`MfaDecision`]); the callers
 //! perform them.
 
+pub mod admin;
+pub mod challenge;
 mod config;
 mod email;
 mod error;
@@ -18,6 +20,10 @@ mod preference;
 pub mod redact;
 mod signup;
 
+pub use challenge::{
+    ChallengeConfig, ChallengeName, ChallengeUser, FailReason, NextStep, SecondFactor, SessionStep,
+    TokenReason, decide_next,
+};
 pub use config::{
     ConfigSource, DomainRules, EmailDomainConfig, MfaConfig, MfaMethods, MfaMode, SignUpConfig,
 };
