@@ -34,7 +34,10 @@ fn every_sample_has_its_expected_outcome_beside_it() {
         .filter(|s| s.expected.is_none())
         .map(|s| s.path)
         .collect();
-    assert!(missing.is_empty(), "samples without NAME.expected.json: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "samples without NAME.expected.json: {missing:?}"
+    );
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -73,9 +76,10 @@ fn every_well_formed_sample_round_trips_through_its_typed_event() {
         let source = cognito_events::trigger_source(&sample.event).unwrap_or_default();
         let result = match source.split('_').next().unwrap_or_default() {
             "PreSignUp" => round_trip::<CognitoEventUserPoolsPreSignup>("PreSignUp", &sample.event),
-            "PostConfirmation" => {
-                round_trip::<CognitoEventUserPoolsPostConfirmation>("PostConfirmation", &sample.event)
-            }
+            "PostConfirmation" => round_trip::<CognitoEventUserPoolsPostConfirmation>(
+                "PostConfirmation",
+                &sample.event,
+            ),
             "DefineAuthChallenge" => round_trip::<CognitoEventUserPoolsDefineAuthChallenge>(
                 "DefineAuthChallenge",
                 &sample.event,
@@ -84,10 +88,12 @@ fn every_well_formed_sample_round_trips_through_its_typed_event() {
                 "CreateAuthChallenge",
                 &sample.event,
             ),
-            "VerifyAuthChallengeResponse" => round_trip::<CognitoEventUserPoolsVerifyAuthChallenge>(
-                "VerifyAuthChallengeResponse",
-                &sample.event,
-            ),
+            "VerifyAuthChallengeResponse" => {
+                round_trip::<CognitoEventUserPoolsVerifyAuthChallenge>(
+                    "VerifyAuthChallengeResponse",
+                    &sample.event,
+                )
+            }
             // The custom SMS sender's own type has its round-trip tests in
             // cognito-events; unknown triggers are replay's business.
             _ => continue,
