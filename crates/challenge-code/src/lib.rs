@@ -146,6 +146,15 @@ impl CodeStamp {
         }
     }
 
+    /// A stamp no answer matches (expired, zero hash): checked in place of a
+    /// missing one so that every refusal costs the same work.
+    pub fn placeholder() -> Self {
+        Self {
+            hash: [0; 32],
+            expires_at: 0,
+        }
+    }
+
     /// Whether the code is still accepted at `now`.
     pub fn is_valid_at(&self, now: u64) -> bool {
         now < self.expires_at
@@ -399,6 +408,17 @@ mod tests {
         assert_eq!(CodeStamp::from_private_parameters(&p), None);
         p.insert(EXPIRY_PARAM.to_owned(), "soon".into());
         assert_eq!(CodeStamp::from_private_parameters(&p), None);
+    }
+
+    #[test]
+    fn the_placeholder_accepts_nothing() {
+        let p = CodeStamp::placeholder();
+        for now in [0, 1, 1000] {
+            assert_ne!(
+                p.check(&secret(), "u", Some("000000"), now),
+                Verdict::Correct
+            );
+        }
     }
 
     #[test]

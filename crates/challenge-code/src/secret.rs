@@ -93,12 +93,32 @@ impl HashingSecret {
     /// `CHALLENGE_SECRET_ARN`, builds a Secrets Manager client with the
     /// synchronous-trigger time budget and reads the secret once.
     pub async fn load(source: &(impl ConfigSource + ?Sized)) -> Result<Self, SecretError> {
+        Self::load_inner(source, None).await
+    }
+
+    /// Like [`load`](Self::load), with the function's shared SDK
+    /// configuration (create builds one anyway, for SNS).
+    pub async fn load_with(
+        source: &(impl ConfigSource + ?Sized),
+        config: &sdk_config::aws_config::SdkConfig,
+    ) -> Result<Self, SecretError> {
+        Self::load_inner(source, Some(config)).await
+    }
+
+    async fn load_inner(
+        source: &(impl ConfigSource + ?Sized),
+        config: Option<&sdk_config::aws_config::SdkConfig>,
+    ) -> Result<Self, SecretError> {
         let arn = Self::read(source, SECRET_ARN_VAR);
         match (arn, Self::read(source, SECRET_VAR)) {
             (Some(_), Some(_)) => Err(SecretError::Both),
             (Some(arn), None) => {
-                let config = sdk_config::load(sdk_config::Budget::SYNC_TRIGGER).await;
-                let client = aws_sdk_secretsmanager::Client::new(&config);
+                let client = match config {
+                    Some(c) => aws_sdk_secretsmanager::Client::new(c),
+                    None => aws_sdk_secretsmanager::Client::new(
+                        &sdk_config::load(sdk_config::Budget::SYNC_TRIGGER).await,
+                    ),
+                };
                 Self::fetch(&client, arn.trim()).await
             }
             (None, _) => Self::from_value_source(source),
