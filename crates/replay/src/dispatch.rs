@@ -29,6 +29,7 @@ pub async fn run(event: Value, env: &BTreeMap<String, String>) -> Run {
     let prefix = trigger.split('_').next().unwrap_or_default();
     match prefix {
         "PreSignUp" => pre_sign_up(event, env),
+        "PostConfirmation" => post_confirmation(event, env).await,
         _ => Run {
             result: Err(failure(
                 "UnknownTrigger",
@@ -50,5 +51,56 @@ fn pre_sign_up(event: Value, env: &BTreeMap<String, String>) -> Run {
         result: pre_sign_up::handle(&config, event)
             .map_err(|e| Failure::from(lambda_runtime::Diagnostic::from(e))),
         effects: Value::Null,
+    }
+}
+
+/// The PostConfirmation handler against an in-memory user pool holding the
+/// event's user (with the event's attributes); the effects are the MFA
+/// settings the run left on that user, and the admin calls it made.
+async fn post_confirmation(event: Value, env: &BTreeMap<String, String>) -> Run {
+    let config = match auth_policy::MfaConfig::from_source(env) {
+        Ok(c) => c,
+        Err(e) => return config_failure(e),
+    };
+    let pool = cognito_admin::FakeUserPool::new();
+    let pool_id = event
+        .get("userPoolId")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let user = event
+        .get("userName")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let attributes: Vec<(String, String)> = event
+        .pointer("/request/userAttributes")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    pool.add_user(
+        &pool_id,
+        &user,
+        attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    let result = post_confirmation::handle(&config, &pool, event)
+        .await
+        .map_err(|e| Failure::from(lambda_runtime::Diagnostic::from(e)));
+    let mfa = pool
+        .user(&pool_id, &user)
+        .map(|u| serde_json::to_value(u.mfa).unwrap_or_default())
+        .unwrap_or_default();
+    Run {
+        result,
+        effects: serde_json::json!({ "mfa": mfa, "calls": pool.calls() }),
     }
 }
