@@ -29,6 +29,7 @@ pub async fn run(event: Value, env: &BTreeMap<String, String>) -> Run {
     let prefix = trigger.split('_').next().unwrap_or_default();
     match prefix {
         "PreSignUp" => pre_sign_up(event, env),
+        "CustomSMSSender" => custom_sms_sender(event, env).await,
         "PostConfirmation" => post_confirmation(event, env).await,
         _ => Run {
             result: Err(failure(
@@ -102,5 +103,37 @@ async fn post_confirmation(event: Value, env: &BTreeMap<String, String>) -> Run 
     Run {
         result,
         effects: serde_json::json!({ "mfa": mfa, "calls": pool.calls() }),
+    }
+}
+
+/// The CustomSMSSender handler with the DEVELOPMENT keyring (the samples'
+/// codes are encrypted with the repository's raw AES key, not KMS) and the
+/// in-memory outbox; the effects list each SMS with its phone masked.
+async fn custom_sms_sender(event: Value, env: &BTreeMap<String, String>) -> Run {
+    let messages = match sms_messages::Messages::from_source(env) {
+        Ok(m) => m,
+        Err(e) => return config_failure(e),
+    };
+    let decryptor = match dev_keyring::dev_decryptor().await {
+        Ok(d) => d,
+        Err(e) => return config_failure(e),
+    };
+    let outbox = sms_delivery::Outbox::new();
+    let deps = custom_sms_sender::Deps {
+        decryptor,
+        sender: outbox.clone(),
+        messages,
+    };
+    let result = custom_sms_sender::handle(&deps, event)
+        .await
+        .map_err(|e| Failure::from(lambda_runtime::Diagnostic::from(e)));
+    let sms: Vec<Value> = outbox
+        .messages()
+        .into_iter()
+        .map(|m| serde_json::json!({"to": auth_policy::redact::mask_phone(&m.phone), "text": m.text}))
+        .collect();
+    Run {
+        result,
+        effects: serde_json::json!({ "sms": sms }),
     }
 }
