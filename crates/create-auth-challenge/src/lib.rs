@@ -181,7 +181,13 @@ pub async fn handle<S: SmsSender>(
         ),
         None => (None, false, None),
     });
-    let attempt = request.session.len().saturating_sub(1);
+    // Which code challenge of the session this is (1 = the first).
+    let attempt = 1 + request
+        .session
+        .iter()
+        .flatten()
+        .filter(|e| e.challenge_name.as_deref() == Some(CUSTOM_CHALLENGE))
+        .count();
 
     let stamp = match challenge_code::plan(last, now) {
         CodePlan::Reuse(stamp) => {

@@ -29,6 +29,9 @@ pub async fn run(event: Value, env: &BTreeMap<String, String>) -> Run {
     let prefix = trigger.split('_').next().unwrap_or_default();
     match prefix {
         "PreSignUp" => pre_sign_up(event, env),
+        "DefineAuthChallenge" => define_auth_challenge(event, env),
+        "CreateAuthChallenge" => create_auth_challenge(event, env).await,
+        "VerifyAuthChallengeResponse" => verify_auth_challenge(event, env),
         "CustomSMSSender" => custom_sms_sender(event, env).await,
         "PostConfirmation" => post_confirmation(event, env).await,
         _ => Run {
@@ -135,5 +138,101 @@ async fn custom_sms_sender(event: Value, env: &BTreeMap<String, String>) -> Run 
     Run {
         result,
         effects: serde_json::json!({ "sms": sms }),
+    }
+}
+
+/// The secret replay hashes codes with when the sample sets no
+/// `CHALLENGE_SECRET`: for local runs only, never deployed. The samples under
+/// events/verify-auth-challenge/ carry code hashes made with it.
+pub const REPLAY_CHALLENGE_SECRET: &str = "replay-only-challenge-secret-never-deploy-this";
+
+fn challenge_secret(
+    env: &BTreeMap<String, String>,
+) -> Result<challenge_code::HashingSecret, challenge_code::SecretError> {
+    if env.contains_key(challenge_code::SECRET_VAR)
+        || env.contains_key(challenge_code::SECRET_ARN_VAR)
+    {
+        challenge_code::secret_from_env_only(env)
+    } else {
+        challenge_code::HashingSecret::new(
+            REPLAY_CHALLENGE_SECRET.as_bytes().to_vec(),
+            "replay's built-in secret",
+        )
+    }
+}
+
+/// Six digits in a row: the code in an SMS text, hidden in the effects.
+fn hide_codes(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let run = chars[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if run == 0 {
+            out.push(chars[i]);
+            i += 1;
+        } else {
+            if run == challenge_code::CODE_DIGITS {
+                out.push_str("******");
+            } else {
+                out.extend(&chars[i..i + run]);
+            }
+            i += run;
+        }
+    }
+    out
+}
+
+/// DefineAuthChallenge: pure, nothing but the policy.
+fn define_auth_challenge(event: Value, env: &BTreeMap<String, String>) -> Run {
+    let config = match define_auth_challenge::Config::from_source(env) {
+        Ok(c) => c,
+        Err(e) => return config_failure(e),
+    };
+    Run {
+        result: define_auth_challenge::handle(&config, event)
+            .map_err(|e| Failure::from(lambda_runtime::Diagnostic::from(e))),
+        effects: Value::Null,
+    }
+}
+
+/// CreateAuthChallenge with the in-memory outbox; the effects list each SMS
+/// with its phone masked and the code hidden (the code is only ever in the
+/// SMS itself).
+async fn create_auth_challenge(event: Value, env: &BTreeMap<String, String>) -> Run {
+    let settings = match create_auth_challenge::Settings::from_source(env) {
+        Ok(s) => s,
+        Err(e) => return config_failure(e),
+    };
+    let secret = match challenge_secret(env) {
+        Ok(s) => s,
+        Err(e) => return config_failure(e),
+    };
+    let outbox = sms_delivery::Outbox::new();
+    let deps = create_auth_challenge::Deps::new(settings, secret, outbox.clone());
+    let result = create_auth_challenge::handle(&deps, event, challenge_code::unix_now())
+        .await
+        .map_err(|e| Failure::from(lambda_runtime::Diagnostic::from(e)));
+    let sms: Vec<Value> = outbox
+        .messages()
+        .into_iter()
+        .map(|m| serde_json::json!({"to": auth_policy::redact::mask_phone(&m.phone), "text": hide_codes(&m.text)}))
+        .collect();
+    Run {
+        result,
+        effects: serde_json::json!({ "sms": sms }),
+    }
+}
+
+/// VerifyAuthChallengeResponse: the secret and the clock, nothing else.
+fn verify_auth_challenge(event: Value, env: &BTreeMap<String, String>) -> Run {
+    let secret = match challenge_secret(env) {
+        Ok(s) => s,
+        Err(e) => return config_failure(e),
+    };
+    Run {
+        result: verify_auth_challenge::handle(&secret, event, challenge_code::unix_now())
+            .map_err(|e| Failure::from(lambda_runtime::Diagnostic::from(e))),
+        effects: Value::Null,
     }
 }
