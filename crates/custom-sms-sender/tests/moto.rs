@@ -357,3 +357,73 @@ async fn init_fails_clearly_without_key_arn() {
         "arn:aws:kms:us-east-1:123456789012:key/1234abcd"
     );
 }
+
+/// The Python `aws-encryption-sdk` (pinned in .ci/requirements.txt,
+/// installed in .venv by scripts/venv) encrypting against moto's KMS.
+fn python_encrypt(key_arn: &str, pool: &str, plaintext: &str) -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let python = root.join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/venv (it installs the pinned aws-encryption-sdk)",
+        python.display()
+    );
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/encrypt_like_cognito.py");
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .args([key_arn, pool, plaintext])
+        .envs(moto_harness::child_env())
+        .output()
+        .expect("running the Python Encryption SDK");
+    assert!(
+        out.status.success(),
+        "Python ESDK failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[tokio::test]
+async fn a_ciphertext_from_the_python_encryption_sdk_decrypts_and_is_sent() {
+    let env = env().await;
+    let phone = unique_phone();
+    let code = python_encrypt(&env.key_arn, POOL, "615283");
+    assert_eq!(
+        &code_decrypt::decode_code(&code).unwrap()[..4],
+        &[0x01, 0x80, 0x03, 0x78]
+    );
+    custom_sms_sender::handle(
+        &env.deps,
+        event(
+            "CustomSMSSender_ForgotPassword",
+            "u",
+            Some(&phone),
+            "ja",
+            json!(code),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        sms_to(&phone).await,
+        vec!["パスワード再設定用のコードは 615283 です".to_owned()]
+    );
+
+    // The same SDK, another pool: refused.
+    let other = python_encrypt(&env.key_arn, "us-east-1_PyOther", "615284");
+    let e = custom_sms_sender::handle(
+        &env.deps,
+        event(
+            "CustomSMSSender_ForgotPassword",
+            "u",
+            Some(&phone),
+            "ja",
+            json!(other),
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.error_type(), "WrongUserPool");
+    assert_eq!(sms_to(&phone).await.len(), 1);
+}
