@@ -9,10 +9,10 @@ fn sections(manifest: &str) -> Vec<(String, Vec<String>)> {
     for line in manifest.lines().map(str::trim) {
         if line.starts_with('[') {
             out.push((line.to_owned(), Vec::new()));
-        } else if let Some((key, _)) = line.split_once(['=', '.']) {
-            if let Some(last) = out.last_mut() {
-                last.1.push(key.trim().to_owned());
-            }
+        } else if let Some((key, _)) = line.split_once(['=', '.'])
+            && let Some(last) = out.last_mut()
+        {
+            last.1.push(key.trim().to_owned());
         }
     }
     out
