@@ -69,8 +69,9 @@ pub async fn moto_data() -> Value {
 pub async fn sent_sms() -> Vec<(String, String)> {
     let data = moto_data().await;
     let mut out = Vec::new();
-    // data.json: {"sns": {"SMS": {account: {region: {message_id: [phone, message]}}}}}
-    // (moto keeps them per account and region); walk whatever nesting there is.
+    // moto 5.2's data.json: {"sns": {"SMS": [{"phone_number", "message",
+    // "message_id"}, ...]}}; older versions nest [phone, message] pairs per
+    // account and region. Walk whatever nesting there is.
     if let Some(sms) = data.get("sns").and_then(|s| s.get("SMS")) {
         collect_pairs(sms, &mut out);
     }
@@ -78,6 +79,13 @@ pub async fn sent_sms() -> Vec<(String, String)> {
 }
 
 fn collect_pairs(v: &Value, out: &mut Vec<(String, String)>) {
+    if let (Some(phone), Some(message)) = (
+        v.get("phone_number").and_then(Value::as_str),
+        v.get("message").and_then(Value::as_str),
+    ) {
+        out.push((phone.to_owned(), message.to_owned()));
+        return;
+    }
     match v {
         Value::Array(items) if items.len() >= 2 && items.iter().all(Value::is_string) => {
             let s = |i: usize| items[i].as_str().unwrap_or_default().to_owned();
@@ -96,10 +104,11 @@ pub async fn http_get(base: &str, path: &str) -> String {
     let host = base
         .strip_prefix("http://")
         .unwrap_or_else(|| panic!("{base}: only http:// endpoints are supported"));
-    let mut stream = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(host))
-        .await
-        .unwrap_or_else(|_| panic!("connecting to moto at {host} timed out"))
-        .unwrap_or_else(|e| panic!("cannot connect to moto at {host}: {e}"));
+    let mut stream =
+        tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(host))
+            .await
+            .unwrap_or_else(|_| panic!("connecting to moto at {host} timed out"))
+            .unwrap_or_else(|e| panic!("cannot connect to moto at {host}: {e}"));
     let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
     stream
         .write_all(request.as_bytes())
@@ -112,7 +121,10 @@ pub async fn http_get(base: &str, path: &str) -> String {
         .unwrap_or_else(|e| panic!("reading from moto: {e}"));
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         return dechunk(body);
     }
     body.to_owned()
@@ -150,6 +162,14 @@ mod tests {
                 ("+819012345678".to_owned(), "やあ".to_owned())
             ]
         );
+    }
+
+    #[test]
+    fn moto_5_2_records_are_objects() {
+        let v = serde_json::json!([{"message": "code 1", "message_id": "m", "phone_number": "+14155550123"}]);
+        let mut out = Vec::new();
+        collect_pairs(&v, &mut out);
+        assert_eq!(out, vec![("+14155550123".to_owned(), "code 1".to_owned())]);
     }
 
     #[test]
