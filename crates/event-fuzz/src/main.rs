@@ -12,6 +12,9 @@
 //! through `replay`'s dispatch: the same handler code as the Lambda binaries,
 //! with the in-memory fakes for AWS. The run is deterministic for a `--seed`.
 
+// A command-line tool: its table goes to stdout.
+#![allow(clippy::print_stdout)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
