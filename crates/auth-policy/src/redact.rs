@@ -1,13 +1,22 @@
 //! Masks for personal data in log lines: a log may say *which* phone or
 //! address without holding it.
 
+/// The longest value masked character by character: an E.164 number has at
+/// most 16. Longer values (garbage in a hostile event) become a length, so a
+/// log line or error message never grows with the input.
+const MAX_MASKED: usize = 24;
+
 /// `+14155555309` → `+1******5309`: the plus, the first digit and the last
-/// four stay; the rest is starred. Short or odd values keep less.
+/// four stay; the rest is starred. Short or odd values keep less; values
+/// longer than any phone number show only their length.
 pub fn mask_phone(phone: &str) -> String {
     let chars: Vec<char> = phone.trim().chars().collect();
     let n = chars.len();
     if n == 0 {
         return String::new();
+    }
+    if n > MAX_MASKED {
+        return format!("*** ({n} characters)");
     }
     let (head, tail) = match chars.first() {
         Some('+') if n >= 10 => (2, 4),
@@ -22,9 +31,13 @@ pub fn mask_phone(phone: &str) -> String {
         .collect()
 }
 
-/// `alice@example.com` → `a***@example.com`.
+/// `alice@example.com` → `a***@example.com`; a domain longer than any real
+/// one (253) shows only its length.
 pub fn mask_email(email: &str) -> String {
     match email.trim().rsplit_once('@') {
+        Some((_, domain)) if domain.chars().count() > 253 => {
+            format!("***@*** ({} characters)", domain.chars().count())
+        }
         Some((local, domain)) => {
             let first: String = local.chars().take(1).collect();
             format!("{first}***@{domain}")
@@ -52,6 +65,15 @@ mod tests {
         for p in ["+14155555309", "+1234567", "+123456789012345", "5555"] {
             assert!(!mask_phone(p).contains(p), "{p}");
         }
+    }
+
+    #[test]
+    fn hostile_lengths_become_a_length() {
+        let long = "9".repeat(65536);
+        assert_eq!(mask_phone(&long), "*** (65536 characters)");
+        let email = format!("a@{}", "b".repeat(300));
+        assert_eq!(mask_email(&email), "***@*** (300 characters)");
+        assert_eq!(mask_phone("+123456789012345"), "+1**********2345");
     }
 
     #[test]

@@ -46,6 +46,10 @@ struct Args {
     /// Peak memory (VmHWM) above this fails the run.
     #[arg(long, default_value_t = 512)]
     max_rss_mib: u64,
+    /// Instead of fuzzing, print the bad-input census: a fixed list of
+    /// malformed inputs per trigger and the error each gets (Markdown).
+    #[arg(long)]
+    census: bool,
 }
 
 /// SplitMix64: small, fast, good enough to pick mutations.
@@ -314,6 +318,135 @@ fn main() -> ExitCode {
     }
 }
 
+/// The census's malformed inputs, built from one well-formed seed.
+fn census_inputs(seed: &Value) -> Vec<(&'static str, Value)> {
+    let with = |f: &dyn Fn(&mut Value)| {
+        let mut v = seed.clone();
+        f(&mut v);
+        v
+    };
+    let source = seed["triggerSource"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let prefix = source.split('_').next().unwrap_or_default().to_owned();
+    let remove = |key: &'static str| {
+        with(&move |v: &mut Value| {
+            if let Some(m) = v.as_object_mut() {
+                m.remove(key);
+            }
+        })
+    };
+    vec![
+        ("not an object (array)", json!([1, 2, 3])),
+        ("not an object (string)", json!("event")),
+        ("null", Value::Null),
+        ("empty object", json!({})),
+        ("no triggerSource", remove("triggerSource")),
+        (
+            "unknown triggerSource of this trigger",
+            with(&|v| v["triggerSource"] = json!(format!("{prefix}_Bogus"))),
+        ),
+        ("no request", remove("request")),
+        ("request is a string", with(&|v| v["request"] = json!("x"))),
+        (
+            "userAttributes is an array",
+            with(&|v| v["request"]["userAttributes"] = json!([])),
+        ),
+        (
+            "attribute value is an object",
+            with(&|v| v["request"]["userAttributes"]["phone_number"] = json!({"n": 1})),
+        ),
+        (
+            "phone_number not E.164",
+            with(&|v| v["request"]["userAttributes"]["phone_number"] = json!("0412 345 678")),
+        ),
+        (
+            "phone_number of 64 KiB",
+            with(&|v| v["request"]["userAttributes"]["phone_number"] = json!("9".repeat(65536))),
+        ),
+        (
+            "session is null",
+            with(&|v| v["request"]["session"] = Value::Null),
+        ),
+        (
+            "session entry is a number",
+            with(&|v| v["request"]["session"] = json!([7])),
+        ),
+        (
+            "code is a number",
+            with(&|v| v["request"]["code"] = json!(123456)),
+        ),
+        (
+            "code is not base64",
+            with(&|v| v["request"]["code"] = json!("%%%not-base64%%%")),
+        ),
+        (
+            "response is a string",
+            with(&|v| v["response"] = json!("yes")),
+        ),
+        ("userPoolId missing", remove("userPoolId")),
+    ]
+}
+
+/// Prints the census table; false when an input panicked.
+fn census(args: &Args, rt: &tokio::runtime::Runtime) -> Result<bool> {
+    println!(
+        "| trigger | malformed input | outcome | errorType | errorMessage (first 140 characters) |"
+    );
+    println!("|---|---|---|---|---|");
+    let mut panicked = false;
+    let mut done = BTreeSet::new();
+    for file in replay::collect(std::slice::from_ref(&args.events))? {
+        let group = file
+            .parent()
+            .and_then(|p| p.file_name())
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        if done.contains(&group) || !(args.only.is_empty() || args.only.contains(&group)) {
+            continue;
+        }
+        let sample = Sample::load(&file)?;
+        // One well-formed, accepted seed per folder, on the default settings.
+        let seed_ok = sample
+            .expected
+            .as_ref()
+            .is_some_and(|e| e.outcome == replay::expect::Outcome::Accepted && e.env.is_empty());
+        if !seed_ok {
+            continue;
+        }
+        done.insert(group.clone());
+        for (what, input) in census_inputs(&sample.event) {
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                rt.block_on(replay::dispatch::run_function(
+                    &group,
+                    input,
+                    &BTreeMap::new(),
+                ))
+            }));
+            let (result, kind, message) = match outcome {
+                Ok(Some(run)) => match run.result {
+                    Ok(_) => ("accepted", String::new(), String::new()),
+                    Err(f) => ("refused", f.error_type, f.message),
+                },
+                Ok(None) => continue,
+                Err(_) => {
+                    panicked = true;
+                    ("PANIC", String::new(), String::new())
+                }
+            };
+            let message: String = message
+                .chars()
+                .take(140)
+                .collect::<String>()
+                .replace('|', "\\|");
+            println!("| {group} | {what} | {result} | {kind} | {message} |");
+        }
+    }
+    Ok(!panicked)
+}
+
 fn run(args: Args) -> Result<bool> {
     // Paused time: the handlers' deliberate delays (create-auth-challenge
     // imitates an SMS round trip for unknown users) cost nothing here; a
@@ -325,6 +458,9 @@ fn run(args: Args) -> Result<bool> {
         .context("starting the runtime")?;
     // Panics are findings: record them quietly, report them at the end.
     std::panic::set_hook(Box::new(|_| {}));
+    if args.census {
+        return census(&args, &rt);
+    }
     let mut groups: BTreeMap<String, Vec<Sample>> = BTreeMap::new();
     for file in replay::collect(std::slice::from_ref(&args.events))? {
         let group = file
@@ -376,14 +512,25 @@ fn run(args: Args) -> Result<bool> {
                 v
             };
             let t = Instant::now();
+            // The entry point of this folder's function, as its binary
+            // would get the event (one time in eight: by triggerSource, as
+            // replay routes it).
+            let by_source = rng.chance(8);
             let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                rt.block_on(replay::dispatch::run(event.clone(), &env))
+                rt.block_on(async {
+                    if by_source {
+                        Some(replay::dispatch::run(event.clone(), &env).await)
+                    } else {
+                        replay::dispatch::run_function(group, event.clone(), &env).await
+                    }
+                })
             }));
             let took = t.elapsed();
             stats.execs += 1;
             stats.slowest = stats.slowest.max(took);
             match outcome {
-                Ok(run) => match run.result {
+                Ok(None) => anyhow::bail!("events/{group}: no function of that name"),
+                Ok(Some(run)) => match run.result {
                     Ok(_) => stats.accepted += 1,
                     Err(f) => {
                         stats.refused += 1;

@@ -21,6 +21,35 @@ fn config_failure(e: impl std::fmt::Display) -> Run {
     }
 }
 
+/// The functions, by package name (= binary = `events/` folder).
+pub const FUNCTIONS: [&str; 6] = [
+    "pre-sign-up",
+    "post-confirmation",
+    "custom-sms-sender",
+    "define-auth-challenge",
+    "create-auth-challenge",
+    "verify-auth-challenge",
+];
+
+/// Runs `event` through one function's handler, whatever its
+/// `triggerSource` says, as that function's Lambda binary would: what the
+/// fuzzer and the bad-input census use. `None` for an unknown function name.
+pub async fn run_function(
+    function: &str,
+    event: Value,
+    env: &BTreeMap<String, String>,
+) -> Option<Run> {
+    Some(match function {
+        "pre-sign-up" => pre_sign_up(event, env),
+        "define-auth-challenge" => define_auth_challenge(event, env),
+        "create-auth-challenge" => create_auth_challenge(event, env).await,
+        "verify-auth-challenge" => verify_auth_challenge(event, env),
+        "custom-sms-sender" => custom_sms_sender(event, env).await,
+        "post-confirmation" => post_confirmation(event, env).await,
+        _ => return None,
+    })
+}
+
 /// Runs `event` through the handler its `triggerSource` names.
 pub async fn run(event: Value, env: &BTreeMap<String, String>) -> Run {
     let trigger = cognito_events::trigger_source(&event)

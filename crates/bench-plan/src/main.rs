@@ -1,0 +1,139 @@
+//! `bench-plan --bin-dir target/release --out PLAN.json`: writes the plan
+//! `runtime-bench` measures — the floor and every function, each with a
+//! representative event that goes down its main path.
+//!
+//! The AWS-calling functions are set up to do their real round trip against
+//! moto (`MOTO_ENDPOINT`): post-confirmation gets a user in a moto pool,
+//! custom-sms-sender a code encrypted for a moto KMS key (the sample's
+//! development-key ciphertext re-encrypted the way Cognito encrypts),
+//! create-auth-challenge sends its SMS through moto's SNS.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use aws_sdk_cognitoidentityprovider::types::AttributeType;
+use clap::Parser;
+use code_decrypt::CodeDecryptor;
+use serde_json::{Value, json};
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// Where the function binaries are (the release build).
+    #[arg(long, default_value = "target/release")]
+    bin_dir: PathBuf,
+    /// The sample events.
+    #[arg(long, default_value = "events")]
+    events: PathBuf,
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn load(events: &Path, rel: &str) -> Result<Value> {
+    let path = events.join(rel);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+fn entry(args: &Args, name: &str, kind: &str, event: Value, env: Vec<(String, String)>) -> Value {
+    json!({
+        "name": name,
+        "binary": args.bin_dir.join(if name == "floor" { "echo-floor" } else { name }),
+        "kind": kind,
+        "event": event,
+        "env": env,
+    })
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let moto = moto_harness::child_env();
+    let sdk = moto_harness::sdk_config().await;
+    let mut plan = Vec::new();
+
+    let sign_up = load(&args.events, "pre-sign-up/signup-sms-with-phone.json")?;
+    plan.push(entry(&args, "floor", "floor", sign_up.clone(), vec![]));
+    plan.push(entry(&args, "pre-sign-up", "pure", sign_up, vec![]));
+    plan.push(entry(
+        &args,
+        "define-auth-challenge",
+        "pure",
+        load(&args.events, "define-auth-challenge/password-then-code.json")?,
+        vec![],
+    ));
+    let secret = vec![(
+        "CHALLENGE_SECRET".to_owned(),
+        replay::dispatch::REPLAY_CHALLENGE_SECRET.to_owned(),
+    )];
+    plan.push(entry(
+        &args,
+        "verify-auth-challenge",
+        "pure",
+        load(&args.events, "verify-auth-challenge/correct-code.json")?,
+        secret.clone(),
+    ));
+    plan.push(entry(
+        &args,
+        "create-auth-challenge",
+        "aws",
+        load(&args.events, "create-auth-challenge/first-code-en.json")?,
+        [moto.clone(), secret].concat(),
+    ));
+
+    // post-confirmation: a user with a phone in a moto pool, SMS preferred.
+    let cognito = aws_sdk_cognitoidentityprovider::Client::new(&sdk);
+    let pool_id = cognito
+        .create_user_pool()
+        .pool_name("bench")
+        .send()
+        .await
+        .context("moto CreateUserPool")?
+        .user_pool()
+        .and_then(|p| p.id())
+        .context("no pool id")?
+        .to_owned();
+    let mut confirm = load(&args.events, "post-confirmation/confirm-sign-up-sms.json")?;
+    let user = confirm["userName"].as_str().unwrap_or("bench-user").to_owned();
+    let phone = confirm["request"]["userAttributes"]["phone_number"]
+        .as_str()
+        .unwrap_or("+14155550123")
+        .to_owned();
+    cognito
+        .admin_create_user()
+        .user_pool_id(&pool_id)
+        .username(&user)
+        .user_attributes(AttributeType::builder().name("phone_number").value(&phone).build()?)
+        .send()
+        .await
+        .context("moto AdminCreateUser")?;
+    confirm["userPoolId"] = json!(pool_id);
+    plan.push(entry(&args, "post-confirmation", "aws", confirm, moto.clone()));
+
+    // custom-sms-sender: the sample's code, re-encrypted for a moto key.
+    let kms = aws_sdk_kms::Client::new(&sdk);
+    let key_arn = kms
+        .create_key()
+        .send()
+        .await
+        .context("moto CreateKey")?
+        .key_metadata()
+        .and_then(|m| m.arn())
+        .context("no key arn")?
+        .to_owned();
+    let mut sms = load(&args.events, "custom-sms-sender/authentication-en.json")?;
+    let pool = sms["userPoolId"].as_str().unwrap_or_default().to_owned();
+    let dev = dev_keyring::dev_decryptor().await?;
+    let plain = dev
+        .decrypt(sms["request"]["code"].as_str().unwrap_or_default(), &pool)
+        .await
+        .context("the sample's code decrypts with the development key")?;
+    let keyring = code_decrypt::kms_keyring(kms, &key_arn).await?;
+    let code = code_decrypt::encrypt_like_cognito(&keyring, plain.expose(), &pool, false).await?;
+    sms["request"]["code"] = json!(code_decrypt::encode_code(&code));
+    let mut env = moto;
+    env.push(("KEY_ARN".to_owned(), key_arn));
+    plan.push(entry(&args, "custom-sms-sender", "aws", sms, env));
+
+    std::fs::write(&args.out, serde_json::to_string_pretty(&plan)?)?;
+    Ok(())
+}
