@@ -26,6 +26,8 @@ struct State {
     calls: Vec<&'static str>,
     /// Errors to answer instead of running the next calls, oldest first.
     failures: Vec<AdminError>,
+    /// Errors for every call that names this (pool, user).
+    user_failures: BTreeMap<(String, String), AdminError>,
     page_size: Option<usize>,
 }
 
@@ -120,6 +122,14 @@ impl FakeUserPool {
         self.lock().failures.push(error);
     }
 
+    /// Answers every call naming this user with `error` (a user Cognito
+    /// keeps failing on, among others that work).
+    pub fn fail_user(&self, pool_id: &str, username: &str, error: AdminError) {
+        self.lock()
+            .user_failures
+            .insert((pool_id.to_owned(), username.to_owned()), error);
+    }
+
     /// Makes ListUsers answer `size` users per page (default: all).
     pub fn set_page_size(&self, size: usize) {
         self.lock().page_size = Some(size.max(1));
@@ -164,6 +174,12 @@ impl FakeUserPool {
         state.calls.push(operation);
         if !state.failures.is_empty() {
             return Err(state.failures.remove(0));
+        }
+        if let Some(e) = state
+            .user_failures
+            .get(&(pool_id.to_owned(), username.to_owned()))
+        {
+            return Err(e.clone());
         }
         let pool = state
             .pools
