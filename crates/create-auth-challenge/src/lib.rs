@@ -424,7 +424,7 @@ mod tests {
                 .unwrap()
                 .iter()
                 .map(|(k, v)| (k.clone(), v.as_str().map(str::len)))
-                .collect::<Vec<_>>()
+                .collect::<std::collections::BTreeMap<_, _>>()
         };
         for field in ["publicChallengeParameters", "privateChallengeParameters"] {
             assert_eq!(
