@@ -91,24 +91,9 @@ fn event(source: &str, user: &str, phone: Option<&str>, locale: &str, code: Valu
     })
 }
 
-/// Every SMS moto's SNS "sent", as `(phone, text)`. moto 5.2.5 records
-/// them in `sns.SMS` as objects `{phone_number, message, message_id}`,
-/// a shape `moto_harness::sent_sms` (which expects `[phone, text]` pairs)
-/// does not read yet; both are accepted here.
+/// Every SMS moto's SNS "sent", as `(phone, text)`.
 async fn all_sms() -> Vec<(String, String)> {
-    let data = moto_harness::moto_data().await;
-    let mut out = moto_harness::sent_sms().await;
-    if let Some(items) = data.pointer("/sns/SMS").and_then(Value::as_array) {
-        for item in items {
-            if let (Some(to), Some(text)) = (
-                item.get("phone_number").and_then(Value::as_str),
-                item.get("message").and_then(Value::as_str),
-            ) {
-                out.push((to.to_owned(), text.to_owned()));
-            }
-        }
-    }
-    out
+    moto_harness::sent_sms().await
 }
 
 async fn sms_to(phone: &str) -> Vec<String> {
