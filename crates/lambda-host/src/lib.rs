@@ -91,16 +91,26 @@ where
     };
 }
 
+/// How long reporting an init error may take.
+const INIT_ERROR_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Reports an init-phase failure to the Runtime API (`/runtime/init/error`),
 /// logs it, and returns it so `main` can exit with it. Outside Lambda (no
 /// `AWS_LAMBDA_RUNTIME_API`) it only logs.
 pub async fn report_init_error<E: Display>(error_type: &str, error: E) -> E {
     let message = error.to_string();
     tracing::error!(error_type, "init failed: {message}");
-    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some()
-        && let Err(e) = post_init_error(error_type, &message).await
-    {
-        tracing::warn!("could not report the init error to the Runtime API: {e}");
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        // Bounded: a Runtime API that never answers (some local emulators)
+        // must not keep a broken function alive.
+        match tokio::time::timeout(INIT_ERROR_TIMEOUT, post_init_error(error_type, &message)).await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("could not report the init error to the Runtime API: {e}"),
+            Err(_) => tracing::warn!(
+                "the Runtime API did not take the init error within {INIT_ERROR_TIMEOUT:?}"
+            ),
+        }
     }
     error
 }
