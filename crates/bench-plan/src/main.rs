@@ -30,7 +30,8 @@ struct Args {
 
 fn load(events: &Path, rel: &str) -> Result<Value> {
     let path = events.join(rel);
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     Ok(serde_json::from_str(&text)?)
 }
 
@@ -58,7 +59,10 @@ async fn main() -> Result<()> {
         &args,
         "define-auth-challenge",
         "pure",
-        load(&args.events, "define-auth-challenge/password-then-code.json")?,
+        load(
+            &args.events,
+            "define-auth-challenge/password-then-code.json",
+        )?,
         vec![],
     ));
     let secret = vec![(
@@ -93,7 +97,10 @@ async fn main() -> Result<()> {
         .context("no pool id")?
         .to_owned();
     let mut confirm = load(&args.events, "post-confirmation/confirm-sign-up-sms.json")?;
-    let user = confirm["userName"].as_str().unwrap_or("bench-user").to_owned();
+    let user = confirm["userName"]
+        .as_str()
+        .unwrap_or("bench-user")
+        .to_owned();
     let phone = confirm["request"]["userAttributes"]["phone_number"]
         .as_str()
         .unwrap_or("+14155550123")
@@ -102,12 +109,23 @@ async fn main() -> Result<()> {
         .admin_create_user()
         .user_pool_id(&pool_id)
         .username(&user)
-        .user_attributes(AttributeType::builder().name("phone_number").value(&phone).build()?)
+        .user_attributes(
+            AttributeType::builder()
+                .name("phone_number")
+                .value(&phone)
+                .build()?,
+        )
         .send()
         .await
         .context("moto AdminCreateUser")?;
     confirm["userPoolId"] = json!(pool_id);
-    plan.push(entry(&args, "post-confirmation", "aws", confirm, moto.clone()));
+    plan.push(entry(
+        &args,
+        "post-confirmation",
+        "aws",
+        confirm,
+        moto.clone(),
+    ));
 
     // custom-sms-sender: the sample's code, re-encrypted for a moto key.
     let kms = aws_sdk_kms::Client::new(&sdk);
