@@ -8,12 +8,19 @@
 //! (which have no operation timeout at all). The configuration comes from
 //! `aws_config`, so `AWS_ENDPOINT_URL` (and `AWS_ENDPOINT_URL_<SERVICE>`),
 //! `AWS_REGION` and the usual credential sources work as everywhere else.
+//!
+//! The HTTPS client trusts the system's CA bundle file, read once: the SDK's
+//! default reads the bundle *and* every certificate file of the system's
+//! certificate folder, which measured as most of what building AWS clients
+//! adds to a function's init (about 5 of 6.5 ms on the benchmark machine; see
+//! BENCHMARKS.md). Where no bundle file is found, the default stays.
 
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
 
 pub use aws_config;
 
@@ -81,9 +88,64 @@ pub async fn load(budget: Budget) -> SdkConfig {
 
 /// The loader, for callers that set more (a region or endpoint from flags).
 pub fn loader(budget: Budget) -> aws_config::ConfigLoader {
-    aws_config::defaults(BehaviorVersion::latest())
+    let loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(budget.retry_config())
-        .timeout_config(budget.timeout_config())
+        .timeout_config(budget.timeout_config());
+    with_bundle_trust(loader)
+}
+
+/// Where CA bundles live: Amazon Linux 2023 (Lambda's `provided.al2023`) and
+/// RHEL first, then Debian/Ubuntu, Alpine/macOS, and the extracted Fedora one.
+pub const BUNDLE_CANDIDATES: [&str; 4] = [
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/ssl/cert.pem",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+];
+
+/// The CA bundle to trust: `SSL_CERT_FILE` when it names a file (as OpenSSL
+/// and rustls-native-certs honour it), else the first candidate that exists.
+pub fn find_bundle(ssl_cert_file: Option<&str>, candidates: &[&str]) -> Option<std::path::PathBuf> {
+    ssl_cert_file
+        .filter(|f| !f.trim().is_empty())
+        .into_iter()
+        .chain(candidates.iter().copied())
+        .map(std::path::PathBuf::from)
+        .find(|p| p.is_file())
+}
+
+/// Gives `loader` an HTTPS client (rustls with aws-lc, as the SDK's default)
+/// that trusts only the bundle file's certificates; leaves it as it is when
+/// there is no readable bundle with at least one certificate.
+fn with_bundle_trust(loader: aws_config::ConfigLoader) -> aws_config::ConfigLoader {
+    let env = std::env::var("SSL_CERT_FILE").ok();
+    let Some(path) = find_bundle(env.as_deref(), &BUNDLE_CANDIDATES) else {
+        return loader;
+    };
+    let Ok(pem) = std::fs::read(&path) else {
+        return loader;
+    };
+    if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+        return loader;
+    }
+    let store = TrustStore::empty()
+        .with_native_roots(false)
+        .with_pem_certificate(pem);
+    match TlsContext::builder().with_trust_store(store).build() {
+        Ok(context) => loader.http_client(
+            aws_smithy_http_client::Builder::new()
+                .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+                .tls_context(context)
+                .build_https(),
+        ),
+        Err(e) => {
+            tracing::warn!(
+                "the CA bundle {} is not usable ({e}); using the system's roots",
+                path.display()
+            );
+            loader
+        }
+    }
 }
 
 #[cfg(test)]
@@ -101,6 +163,25 @@ mod tests {
         // plus backoffs may exceed it, but then the operation timeout wins.
         assert!(b.attempt < b.operation);
         assert!(b.max_attempts >= 2, "a brief fault must be retried");
+    }
+
+    #[test]
+    fn the_bundle_is_ssl_cert_file_else_the_first_existing_candidate() {
+        let dir = std::env::temp_dir().join(format!("sdk-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let a = dir.join("a.pem");
+        let b = dir.join("b.pem");
+        std::fs::write(&b, "x").unwrap();
+        let (a_s, b_s) = (a.to_str().unwrap(), b.to_str().unwrap());
+        // a does not exist: the first existing candidate wins.
+        assert_eq!(find_bundle(None, &[a_s, b_s]), Some(b.clone()));
+        std::fs::write(&a, "x").unwrap();
+        assert_eq!(find_bundle(None, &[a_s, b_s]), Some(a.clone()));
+        // SSL_CERT_FILE comes first; blank or missing counts as unset.
+        assert_eq!(find_bundle(Some(b_s), &[a_s]), Some(b.clone()));
+        assert_eq!(find_bundle(Some(" "), &[a_s]), Some(a.clone()));
+        assert_eq!(find_bundle(Some("/nonexistent/x.pem"), &[]), None);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
