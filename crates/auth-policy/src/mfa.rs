@@ -55,6 +55,19 @@ impl MfaSettings {
     };
 }
 
+/// `sms=preferred totp=unchanged`: for log lines and the operator's output.
+impl fmt::Display for MfaSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let part = |s: Option<MethodSetting>| match s {
+            None => "unchanged",
+            Some(s) if s.preferred => "preferred",
+            Some(s) if s.enabled => "enabled",
+            Some(_) => "disabled",
+        };
+        write!(f, "sms={} totp={}", part(self.sms), part(self.totp))
+    }
+}
+
 /// Why nothing is applied after a confirmation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -265,6 +278,19 @@ mod tests {
         let r = reason(decide_mfa(&sms_only, Some("carrier-pigeon"), true));
         assert_eq!(r, MfaSkipReason::UnknownPreference);
         assert!(r.is_warning());
+    }
+
+    #[test]
+    fn settings_read_as_one_word_per_method() {
+        assert_eq!(
+            MfaSettings::SMS_PREFERRED.to_string(),
+            "sms=preferred totp=unchanged"
+        );
+        assert_eq!(
+            MfaSettings::SMS_FALLBACK.to_string(),
+            "sms=enabled totp=unchanged"
+        );
+        assert_eq!(MfaSettings::NONE.to_string(), "sms=disabled totp=disabled");
     }
 
     #[test]

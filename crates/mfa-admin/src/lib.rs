@@ -15,8 +15,7 @@ use std::fmt::Write as _;
 
 use auth_policy::admin::{AdminRefusal, decide_recover_lost_totp, decide_set_preference};
 use auth_policy::{
-    MethodSetting, MfaConfig, MfaDecision, MfaPreference, MfaSettings, MfaSkipReason,
-    PREFERENCE_ATTRIBUTE, decide_mfa,
+    MfaConfig, MfaDecision, MfaPreference, MfaSkipReason, PREFERENCE_ATTRIBUTE, decide_mfa,
 };
 use cognito_admin::{
     AdminError, Device, EXTERNAL_PROVIDER, MfaFactor, User, UserPoolAdmin, mask_username,
@@ -224,20 +223,6 @@ fn status_report(user: &User) -> Report {
     }
 }
 
-fn describe(settings: &MfaSettings) -> String {
-    let part = |name: &str, s: Option<MethodSetting>| match s {
-        None => format!("{name}=unchanged"),
-        Some(s) if s.preferred => format!("{name}=preferred"),
-        Some(s) if s.enabled => format!("{name}=enabled"),
-        Some(_) => format!("{name}=disabled"),
-    };
-    format!(
-        "{} {}",
-        part("sms", settings.sms),
-        part("totp", settings.totp)
-    )
-}
-
 /// Runs one command against `pool_id`.
 pub async fn execute<A: UserPoolAdmin>(
     admin: &A,
@@ -264,7 +249,7 @@ pub async fn execute<A: UserPoolAdmin>(
                 .set_mfa_preference(pool_id, user, settings)
                 .await
                 .map_err(|e| CliError::invalid(e, preference))?;
-            tracing::info!(user = %mask_username(user), preference = preference.as_str(), settings = %describe(&settings), "MFA preference set");
+            tracing::info!(user = %mask_username(user), preference = preference.as_str(), settings = %settings, "MFA preference set");
             let after = admin
                 .get_user(pool_id, user)
                 .await
@@ -433,7 +418,7 @@ async fn apply_policy<A: UserPoolAdmin>(
             settings,
         } => {
             outcome.preference = Some(preference);
-            outcome.settings = Some(describe(&settings));
+            outcome.settings = Some(settings.to_string());
             match admin
                 .set_mfa_preference(pool_id, &user.username, settings)
                 .await
