@@ -12,7 +12,6 @@
 
 use std::time::Duration;
 
-use aws_sdk_cognitoidentityprovider::types::AttributeType;
 use fault_proxy::{Fault, FaultProxy, Plan};
 use lambda_harness::{Answer, RuntimeApi};
 use serde_json::{Value, json};
@@ -73,29 +72,10 @@ struct PoolUser {
 async fn pool_user(tag: &str) -> PoolUser {
     let sdk = moto_harness::sdk_config().await;
     let client = aws_sdk_cognitoidentityprovider::Client::new(&sdk);
-    let pool = client
-        .create_user_pool()
-        .pool_name(format!("faults-{tag}"))
-        .send()
-        .await
-        .expect("moto CreateUserPool");
-    let pool_id = pool.user_pool().and_then(|p| p.id()).unwrap().to_owned();
+    let pool_id = moto_harness::new_pool(&client, &format!("faults-{tag}")).await;
     let username = format!("user-{tag}");
     let phone = "+14155550142".to_owned();
-    client
-        .admin_create_user()
-        .user_pool_id(&pool_id)
-        .username(&username)
-        .user_attributes(
-            AttributeType::builder()
-                .name("phone_number")
-                .value(&phone)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .expect("moto AdminCreateUser");
+    moto_harness::new_user(&client, &pool_id, &username, &[("phone_number", &phone)]).await;
     PoolUser {
         pool_id,
         username,
@@ -269,15 +249,7 @@ async fn create_auth_challenge_rides_out_brief_faults_and_fails_in_time_otherwis
 async fn custom_sms_sender_rides_out_brief_faults_and_fails_in_time_otherwise() {
     let sdk = moto_harness::sdk_config().await;
     let kms = aws_sdk_kms::Client::new(&sdk);
-    let key_arn = kms
-        .create_key()
-        .send()
-        .await
-        .expect("moto CreateKey")
-        .key_metadata()
-        .and_then(|m| m.arn())
-        .unwrap()
-        .to_owned();
+    let key_arn = moto_harness::new_kms_key(&kms).await;
     let keyring = code_decrypt::kms_keyring(kms.clone(), &key_arn)
         .await
         .unwrap();

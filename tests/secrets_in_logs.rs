@@ -91,30 +91,13 @@ fn html_escape(s: &str) -> String {
 async fn no_sample_leaves_a_secret_in_the_logs_at_trace() {
     let sdk = moto_harness::sdk_config().await;
     let kms = aws_sdk_kms::Client::new(&sdk);
-    let key_arn = kms
-        .create_key()
-        .send()
-        .await
-        .expect("moto CreateKey")
-        .key_metadata()
-        .and_then(|m| m.arn())
-        .unwrap()
-        .to_owned();
+    let key_arn = moto_harness::new_kms_key(&kms).await;
     let keyring = code_decrypt::kms_keyring(kms.clone(), &key_arn)
         .await
         .unwrap();
     let dev = dev_keyring::dev_decryptor().await.unwrap();
     let cognito = aws_sdk_cognitoidentityprovider::Client::new(&sdk);
-    let pool_id = cognito
-        .create_user_pool()
-        .pool_name("secrets-in-logs")
-        .send()
-        .await
-        .expect("moto CreateUserPool")
-        .user_pool()
-        .and_then(|p| p.id())
-        .unwrap()
-        .to_owned();
+    let pool_id = moto_harness::new_pool(&cognito, "secrets-in-logs").await;
 
     let api = RuntimeApi::start().await.unwrap();
     let mut scanned = 0;

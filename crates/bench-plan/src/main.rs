@@ -11,7 +11,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use aws_sdk_cognitoidentityprovider::types::AttributeType;
 use clap::Parser;
 use code_decrypt::CodeDecryptor;
 use serde_json::{Value, json};
@@ -86,16 +85,7 @@ async fn main() -> Result<()> {
 
     // post-confirmation: a user with a phone in a moto pool, SMS preferred.
     let cognito = aws_sdk_cognitoidentityprovider::Client::new(&sdk);
-    let pool_id = cognito
-        .create_user_pool()
-        .pool_name("bench")
-        .send()
-        .await
-        .context("moto CreateUserPool")?
-        .user_pool()
-        .and_then(|p| p.id())
-        .context("no pool id")?
-        .to_owned();
+    let pool_id = moto_harness::new_pool(&cognito, "bench").await;
     let mut confirm = load(&args.events, "post-confirmation/confirm-sign-up-sms.json")?;
     let user = confirm["userName"]
         .as_str()
@@ -105,19 +95,7 @@ async fn main() -> Result<()> {
         .as_str()
         .unwrap_or("+14155550123")
         .to_owned();
-    cognito
-        .admin_create_user()
-        .user_pool_id(&pool_id)
-        .username(&user)
-        .user_attributes(
-            AttributeType::builder()
-                .name("phone_number")
-                .value(&phone)
-                .build()?,
-        )
-        .send()
-        .await
-        .context("moto AdminCreateUser")?;
+    moto_harness::new_user(&cognito, &pool_id, &user, &[("phone_number", &phone)]).await;
     confirm["userPoolId"] = json!(pool_id);
     plan.push(entry(
         &args,
@@ -129,15 +107,7 @@ async fn main() -> Result<()> {
 
     // custom-sms-sender: the sample's code, re-encrypted for a moto key.
     let kms = aws_sdk_kms::Client::new(&sdk);
-    let key_arn = kms
-        .create_key()
-        .send()
-        .await
-        .context("moto CreateKey")?
-        .key_metadata()
-        .and_then(|m| m.arn())
-        .context("no key arn")?
-        .to_owned();
+    let key_arn = moto_harness::new_kms_key(&kms).await;
     let mut sms = load(&args.events, "custom-sms-sender/authentication-en.json")?;
     let pool = sms["userPoolId"].as_str().unwrap_or_default().to_owned();
     let dev = dev_keyring::dev_decryptor().await?;

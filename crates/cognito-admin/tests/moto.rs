@@ -3,37 +3,13 @@
 //! AdminGetUser, and moto's missing device APIs read as "not implemented".
 
 use aws_sdk_cognitoidentityprovider::Client;
-use aws_sdk_cognitoidentityprovider::types::{AttributeType, UserPoolMfaType};
 use cognito_admin::{AdminError, CognitoAdmin, MfaFactor, UserPoolAdmin};
 
 async fn client() -> Client {
     Client::new(&moto_harness::sdk_config().await)
 }
 
-async fn new_pool(client: &Client, name: &str) -> String {
-    client
-        .create_user_pool()
-        .pool_name(name)
-        .mfa_configuration(UserPoolMfaType::Optional)
-        .send()
-        .await
-        .expect("CreateUserPool in moto")
-        .user_pool()
-        .and_then(|p| p.id())
-        .expect("a pool id")
-        .to_owned()
-}
-
-async fn new_user(client: &Client, pool: &str, username: &str, attrs: &[(&str, &str)]) {
-    let mut req = client
-        .admin_create_user()
-        .user_pool_id(pool)
-        .username(username);
-    for (k, v) in attrs {
-        req = req.user_attributes(AttributeType::builder().name(*k).value(*v).build().unwrap());
-    }
-    req.send().await.expect("AdminCreateUser in moto");
-}
+use moto_harness::{new_pool, new_user};
 
 #[tokio::test]
 async fn mfa_preference_and_attributes_round_trip_through_moto() {

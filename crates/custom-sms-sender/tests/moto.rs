@@ -22,23 +22,10 @@ struct Env {
     key_arn: String,
 }
 
-async fn new_key(kms: &aws_sdk_kms::Client) -> String {
-    kms.create_key()
-        .description("custom-sms-sender test key")
-        .send()
-        .await
-        .expect("moto CreateKey")
-        .key_metadata()
-        .expect("key metadata")
-        .arn()
-        .expect("key arn")
-        .to_owned()
-}
-
 async fn env() -> Env {
     let sdk = moto_harness::sdk_config().await;
     let kms = aws_sdk_kms::Client::new(&sdk);
-    let key_arn = new_key(&kms).await;
+    let key_arn = moto_harness::new_kms_key(&kms).await;
     let decryptor = EsdkDecryptor::with_kms(kms.clone(), &key_arn)
         .await
         .unwrap();
@@ -246,7 +233,7 @@ async fn a_code_for_another_user_pool_is_refused_and_nothing_is_sent() {
 #[tokio::test]
 async fn a_code_under_another_kms_key_is_refused() {
     let env = env().await;
-    let other = new_key(&env.kms).await;
+    let other = moto_harness::new_kms_key(&env.kms).await;
     let keyring = kms_keyring(env.kms.clone(), &other).await.unwrap();
     let code = encode_code(
         &encrypt_like_cognito(&keyring, "284601", POOL, false)

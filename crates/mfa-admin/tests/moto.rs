@@ -6,9 +6,7 @@
 use std::process::Output;
 
 use aws_sdk_cognitoidentityprovider::Client;
-use aws_sdk_cognitoidentityprovider::types::{
-    AttributeType, AuthFlowType, ExplicitAuthFlowsType, UserPoolMfaType,
-};
+use aws_sdk_cognitoidentityprovider::types::{AuthFlowType, ExplicitAuthFlowsType};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mfa-admin");
 
@@ -16,30 +14,7 @@ async fn client() -> Client {
     Client::new(&moto_harness::sdk_config().await)
 }
 
-async fn new_pool(client: &Client, name: &str) -> String {
-    client
-        .create_user_pool()
-        .pool_name(name)
-        .mfa_configuration(UserPoolMfaType::Optional)
-        .send()
-        .await
-        .expect("CreateUserPool in moto")
-        .user_pool()
-        .and_then(|p| p.id())
-        .expect("a pool id")
-        .to_owned()
-}
-
-async fn new_user(client: &Client, pool: &str, username: &str, attrs: &[(&str, &str)]) {
-    let mut req = client
-        .admin_create_user()
-        .user_pool_id(pool)
-        .username(username);
-    for (k, v) in attrs {
-        req = req.user_attributes(AttributeType::builder().name(*k).value(*v).build().unwrap());
-    }
-    req.send().await.expect("AdminCreateUser in moto");
-}
+use moto_harness::{new_pool, new_user};
 
 /// (enabled factors, preferred, phone, phone verified) as AdminGetUser says.
 async fn mfa_of(

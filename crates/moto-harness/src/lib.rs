@@ -59,6 +59,58 @@ pub async fn sdk_config_at(url: &str, budget: sdk_config::Budget) -> SdkConfig {
         .await
 }
 
+/// Creates a user pool (MFA `OPTIONAL`) in moto; returns its id.
+pub async fn new_pool(client: &aws_sdk_cognitoidentityprovider::Client, name: &str) -> String {
+    client
+        .create_user_pool()
+        .pool_name(name)
+        .mfa_configuration(aws_sdk_cognitoidentityprovider::types::UserPoolMfaType::Optional)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateUserPool in moto: {e:?}"))
+        .user_pool()
+        .and_then(|p| p.id())
+        .unwrap_or_else(|| panic!("moto gave the pool no id"))
+        .to_owned()
+}
+
+/// Creates a user with `attrs` in a moto pool (AdminCreateUser).
+pub async fn new_user(
+    client: &aws_sdk_cognitoidentityprovider::Client,
+    pool: &str,
+    username: &str,
+    attrs: &[(&str, &str)],
+) {
+    use aws_sdk_cognitoidentityprovider::types::AttributeType;
+    let mut req = client
+        .admin_create_user()
+        .user_pool_id(pool)
+        .username(username);
+    for (k, v) in attrs {
+        let attr = AttributeType::builder()
+            .name(*k)
+            .value(*v)
+            .build()
+            .unwrap_or_else(|e| panic!("attribute {k}: {e}"));
+        req = req.user_attributes(attr);
+    }
+    req.send()
+        .await
+        .unwrap_or_else(|e| panic!("AdminCreateUser {username} in moto: {e:?}"));
+}
+
+/// Creates a KMS key in moto; returns its ARN.
+pub async fn new_kms_key(kms: &aws_sdk_kms::Client) -> String {
+    kms.create_key()
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateKey in moto: {e:?}"))
+        .key_metadata()
+        .and_then(|m| m.arn())
+        .unwrap_or_else(|| panic!("moto gave the key no ARN"))
+        .to_owned()
+}
+
 /// moto's record of what it did (`GET /moto-api/data.json`).
 pub async fn moto_data() -> Value {
     let body = http_get(&endpoint(), "/moto-api/data.json").await;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use auth_policy::MfaConfig;
 use aws_sdk_cognitoidentityprovider::Client;
-use aws_sdk_cognitoidentityprovider::types::{AttributeType, UserPoolMfaType};
+use aws_sdk_cognitoidentityprovider::types::AttributeType;
 use cognito_admin::CognitoAdmin;
 use serde_json::{Value, json};
 
@@ -15,19 +15,7 @@ async fn client() -> Client {
     Client::new(&moto_harness::sdk_config().await)
 }
 
-async fn new_pool(client: &Client, name: &str) -> String {
-    client
-        .create_user_pool()
-        .pool_name(name)
-        .mfa_configuration(UserPoolMfaType::Optional)
-        .send()
-        .await
-        .expect("CreateUserPool in moto")
-        .user_pool()
-        .and_then(|p| p.id())
-        .expect("a pool id")
-        .to_owned()
-}
+use moto_harness::new_pool;
 
 async fn new_user(client: &Client, pool: &str, username: &str, attrs: &Value) {
     let mut req = client
