@@ -114,6 +114,20 @@ pub fn find_bundle(ssl_cert_file: Option<&str>, candidates: &[&str]) -> Option<s
         .find(|p| p.is_file())
 }
 
+/// Whether `pem` holds at least one certificate and nothing unreadable.
+pub fn is_usable_bundle(pem: &[u8]) -> bool {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut count = 0;
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        if cert.is_err() {
+            return false;
+        }
+        count += 1;
+    }
+    count > 0
+}
+
 /// Gives `loader` an HTTPS client (rustls with aws-lc, as the SDK's default)
 /// that trusts only the bundle file's certificates; leaves it as it is when
 /// there is no readable bundle with at least one certificate.
@@ -125,7 +139,13 @@ fn with_bundle_trust(loader: aws_config::ConfigLoader) -> aws_config::ConfigLoad
     let Ok(pem) = std::fs::read(&path) else {
         return loader;
     };
-    if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+    // The SDK's TLS builder panics on a PEM it cannot read: check first,
+    // with the same parser, and keep the default when in doubt.
+    if !is_usable_bundle(&pem) {
+        tracing::warn!(
+            "the CA bundle {} holds no readable certificate; using the system's roots",
+            path.display()
+        );
         return loader;
     }
     let store = TrustStore::empty()
@@ -182,6 +202,18 @@ mod tests {
         assert_eq!(find_bundle(Some(" "), &[a_s]), Some(a.clone()));
         assert_eq!(find_bundle(Some("/nonexistent/x.pem"), &[]), None);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn only_whole_pem_bundles_are_used() {
+        let good = include_bytes!("../tests/isrg-root-x1.pem");
+        assert!(is_usable_bundle(good));
+        let two = [&good[..], &good[..]].concat();
+        assert!(is_usable_bundle(&two));
+        // Truncated in the middle of a certificate (the SDK would panic).
+        assert!(!is_usable_bundle(&good[..good.len() / 2]));
+        assert!(!is_usable_bundle(b"not a certificate"));
+        assert!(!is_usable_bundle(b""));
     }
 
     #[test]
