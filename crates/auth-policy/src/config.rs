@@ -209,9 +209,6 @@ pub struct DomainRules {
     pub blocked: Vec<DomainPattern>,
 }
 
-/// Alias kept for readers who look for the email part of the policy by name.
-pub type EmailDomainConfig = DomainRules;
-
 impl DomainRules {
     pub const ALLOWED_VAR: &'static str = "ALLOWED_EMAIL_DOMAINS";
     pub const BLOCKED_VAR: &'static str = "BLOCKED_EMAIL_DOMAINS";

@@ -24,9 +24,7 @@ pub use challenge::{
     ChallengeConfig, ChallengeName, ChallengeUser, FailReason, NextStep, SecondFactor, SessionStep,
     TokenReason, decide_next,
 };
-pub use config::{
-    ConfigSource, DomainRules, EmailDomainConfig, MfaConfig, MfaMethods, MfaMode, SignUpConfig,
-};
+pub use config::{ConfigSource, DomainRules, MfaConfig, MfaMethods, MfaMode, SignUpConfig};
 pub use email::{DomainPattern, email_domain};
 pub use error::ConfigError;
 pub use mfa::{MethodSetting, MfaDecision, MfaSettings, MfaSkipReason, decide_mfa};
