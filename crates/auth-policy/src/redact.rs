@@ -31,15 +31,20 @@ pub fn mask_phone(phone: &str) -> String {
         .collect()
 }
 
-/// `alice@example.com` → `a***@example.com`; a domain longer than any real
-/// one (253) shows only its length.
+/// `alice@example.com` → `a***@example.com`; a local part of one or two
+/// characters is starred whole (its first letter would be most of it); a
+/// domain longer than any real one (253) shows only its length.
 pub fn mask_email(email: &str) -> String {
     match email.trim().rsplit_once('@') {
         Some((_, domain)) if domain.chars().count() > 253 => {
             format!("***@*** ({} characters)", domain.chars().count())
         }
         Some((local, domain)) => {
-            let first: String = local.chars().take(1).collect();
+            let first: String = if local.chars().count() > 2 {
+                local.chars().take(1).collect()
+            } else {
+                String::new()
+            };
             format!("{first}***@{domain}")
         }
         None => "***".to_owned(),
@@ -80,6 +85,8 @@ mod tests {
     fn emails_keep_first_letter_and_domain() {
         assert_eq!(mask_email("alice@example.com"), "a***@example.com");
         assert_eq!(mask_email("not-an-email"), "***");
+        assert_eq!(mask_email("a@example.com"), "***@example.com");
+        assert_eq!(mask_email("jo@example.com"), "***@example.com");
         assert!(!mask_email("bob@example.com").contains("bob@example.com"));
     }
 }

@@ -111,10 +111,12 @@ pub enum InitError {
         "{KEY_ARN_VAR} is not set: set it to the ARN of the KMS key the user pool encrypts codes with (the pool's KMSKeyID)"
     )]
     MissingKeyArn,
-    #[error(
-        "{KEY_ARN_VAR} {value:?} is not a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID or alias/NAME)"
-    )]
+    #[error("{KEY_ARN_VAR} {value:?} is not a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)")]
     InvalidKeyArn { value: String },
+    #[error(
+        "{KEY_ARN_VAR} {value:?} is an alias ARN: a KMS keyring decrypts only with the key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), which the data key records; use the key's ARN (aws kms describe-key --key-id ALIAS)"
+    )]
+    AliasKeyArn { value: String },
     #[error("the AWS Encryption SDK could not be set up ({kind}): {detail}")]
     Esdk { kind: String, detail: String },
 }
@@ -135,9 +137,11 @@ pub fn key_arn_from(
         && parts[2] == "kms"
         && !parts[3].is_empty()
         && !parts[4].is_empty()
-        && (parts[5].starts_with("key/") || parts[5].starts_with("alias/"))
         && parts[5].len() > 4;
-    if !valid {
+    if valid && parts[5].starts_with("alias/") {
+        return Err(InitError::AliasKeyArn { value });
+    }
+    if !(valid && parts[5].starts_with("key/")) {
         return Err(InitError::InvalidKeyArn { value });
     }
     Ok(value)

@@ -124,15 +124,21 @@ where
             operation,
             reason: "timed out (the retries and the operation time budget are used up)".to_owned(),
         },
-        SdkError::DispatchFailure(failure) => AdminError::Unreachable {
+        SdkError::DispatchFailure(failure) if failure.is_timeout() || failure.is_io() => {
+            AdminError::Unreachable {
+                operation,
+                reason: if failure.is_timeout() {
+                    "timed out".to_owned()
+                } else {
+                    "connection failed".to_owned()
+                },
+            }
+        }
+        // Not the network: the request could not be made (no credentials
+        // could be resolved, say). Its causes say what to fix.
+        SdkError::DispatchFailure(_) => AdminError::Request {
             operation,
-            reason: if failure.is_timeout() {
-                "timed out".to_owned()
-            } else if failure.is_io() {
-                "connection failed".to_owned()
-            } else {
-                "the request could not be sent".to_owned()
-            },
+            reason: source_chain(&error),
         },
         SdkError::ConstructionFailure(_) => AdminError::Request {
             operation,

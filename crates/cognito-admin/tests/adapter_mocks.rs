@@ -348,3 +348,20 @@ async fn list_users_reads_one_page_and_its_token() {
     assert_eq!(page.users[0].status.as_deref(), Some("EXTERNAL_PROVIDER"));
     assert_eq!(page.users[0].attribute("email"), Some("dave@example.com"));
 }
+
+#[tokio::test]
+async fn missing_credentials_are_not_called_a_network_failure() {
+    // No credentials provider at all: the SDK fails before sending
+    // anything. The operator must read "credentials", not "network".
+    let conf = aws_sdk_cognitoidentityprovider::Config::builder()
+        .behavior_version(aws_sdk_cognitoidentityprovider::config::BehaviorVersion::latest())
+        .region(aws_sdk_cognitoidentityprovider::config::Region::new(
+            "us-east-1",
+        ))
+        .endpoint_url("http://127.0.0.1:9")
+        .build();
+    let admin = CognitoAdmin::new(Client::from_conf(conf));
+    let e = admin.get_user(POOL, "alice").await.unwrap_err();
+    assert_eq!(e.error_type(), "RequestError", "{e}");
+    assert!(e.to_string().contains("credentials"), "{e}");
+}

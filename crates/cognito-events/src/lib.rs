@@ -30,10 +30,6 @@ const STRING_MAPS: [&str; 5] = [
     "publicChallengeParameters",
 ];
 
-/// The largest event accepted (Lambda's own limit for a synchronous payload is
-/// 6 MB; Cognito's events are a few KB).
-pub const MAX_EVENT_BYTES: usize = 256 * 1024;
-
 /// The `triggerSource` of an event, if it has one that is a string.
 pub fn trigger_source(event: &Value) -> Option<&str> {
     event.get("triggerSource").and_then(Value::as_str)
@@ -62,9 +58,59 @@ where
         EventError::Invalid {
             kind,
             path,
-            message: e.inner().to_string(),
+            message: without_values(&e.inner().to_string()),
         }
     })
+}
+
+/// serde's messages quote the value they found (`invalid type: string
+/// "bob@example.com", expected a map`). An error message reaches the client
+/// and the logs, so the values go: a quoted string is dropped, and a
+/// backticked one is kept only when it reads as an identifier (a variant or
+/// field name such as `PreSignUp_SignUp`), never a number, an email or a
+/// phone.
+fn without_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut chars = message.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                // Debug-quoted: `\"` does not end it.
+                let mut escaped = false;
+                for q in chars.by_ref() {
+                    match q {
+                        '\\' if !escaped => escaped = true,
+                        '"' if !escaped => break,
+                        _ => escaped = false,
+                    }
+                }
+                trim_trailing_space(&mut out);
+            }
+            '`' => {
+                let quoted: String = chars.by_ref().take_while(|&q| q != '`').collect();
+                let identifier = quoted.len() <= 64
+                    && quoted.chars().any(|q| q.is_ascii_alphabetic())
+                    && quoted
+                        .chars()
+                        .all(|q| q.is_ascii_alphanumeric() || q == '_' || q == ':');
+                if identifier {
+                    out.push('`');
+                    out.push_str(&quoted);
+                    out.push('`');
+                } else {
+                    trim_trailing_space(&mut out);
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+fn trim_trailing_space(out: &mut String) {
+    while out.ends_with(' ') {
+        out.pop();
+    }
 }
 
 /// Serializes a handled event back to JSON for the response.
@@ -222,6 +268,59 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("response") && e.contains("a string"), "{e}");
+    }
+
+    #[test]
+    fn errors_never_repeat_the_values_they_found() {
+        let mut v = console_pre_sign_up();
+        v["request"]["userAttributes"] = json!("bob.smith@example.com");
+        let e = parse_event::<CognitoEventUserPoolsPreSignup>("PreSignUp", v)
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("bob.smith"), "{e}");
+        assert!(e.contains("userAttributes") && e.contains("a map"), "{e}");
+
+        let mut v = console_pre_sign_up();
+        v["userName"] = json!(14155550123_u64);
+        let e = parse_event::<CognitoEventUserPoolsPreSignup>("PreSignUp", v)
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("14155550123"), "{e}");
+        // (The header is flattened: serde loses the field's path there.)
+        assert!(
+            e.contains("integer") && e.contains("expected a string"),
+            "{e}"
+        );
+
+        let mut v = console_pre_sign_up();
+        v["userName"] = json!("quote \"inside\" and +14155550123");
+        v["triggerSource"] = json!("+14155550123");
+        let e = parse_event::<CognitoEventUserPoolsPreSignup>("PreSignUp", v)
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("4155550123"), "{e}");
+        assert!(e.contains("PreSignUp_SignUp"), "{e}");
+    }
+
+    #[test]
+    fn without_values_keeps_the_shape_of_the_message() {
+        assert_eq!(
+            without_values(r#"invalid type: string "a\"b@c.d", expected a map"#),
+            "invalid type: string, expected a map"
+        );
+        assert_eq!(
+            without_values("invalid type: floating point `1.5`, expected a string"),
+            "invalid type: floating point, expected a string"
+        );
+        assert_eq!(
+            without_values("unknown variant `X_Y`, expected `A` or `B`"),
+            "unknown variant `X_Y`, expected `A` or `B`"
+        );
+        assert_eq!(
+            without_values("missing field `session`"),
+            "missing field `session`"
+        );
+        assert_eq!(without_values(r#"unterminated "rest"#), "unterminated");
     }
 
     #[test]

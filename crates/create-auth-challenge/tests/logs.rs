@@ -6,27 +6,13 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use challenge_code::HashingSecret;
 use create_auth_challenge::{Deps, Settings};
 use lambda_runtime::tracing::subscriber::filter::LevelFilter;
 use serde_json::json;
 use sms_delivery::{SenderIdentity, SnsSender};
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use moto_harness::LogCapture as Capture;
 
 #[tokio::test]
 async fn logs_never_hold_the_code_or_the_phone_number() {
@@ -81,7 +67,7 @@ async fn logs_never_hold_the_code_or_the_phone_number() {
         verify_auth_challenge::handle(&secret(), v, now + 1).unwrap();
     }
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     // The capture works: the handlers' own lines are there.
     assert!(logs.contains("code sent by SMS"), "{logs}");
     assert!(logs.contains("answer checked"), "{logs}");

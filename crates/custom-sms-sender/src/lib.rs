@@ -42,6 +42,8 @@ pub enum SenderError {
     InvalidPhoneNumber { masked: String },
     #[error("{trigger} carries no code (request.code is null): nothing was sent")]
     MissingCode { trigger: &'static str },
+    #[error("the event has no {field}: nothing was sent")]
+    MissingField { field: &'static str },
     #[error("refused: {0}")]
     WrongUserPool(DecryptError),
     #[error("the code could not be decrypted: {0}")]
@@ -58,6 +60,7 @@ impl SenderError {
             Self::NoPhoneNumber => "NoPhoneNumber",
             Self::InvalidPhoneNumber { .. } => "InvalidPhoneNumber",
             Self::MissingCode { .. } => "MissingCode",
+            Self::MissingField { .. } => "InvalidEvent",
             Self::WrongUserPool(_) => "WrongUserPool",
             Self::Decrypt(DecryptError::Esdk { .. }) => "DecryptionFailed",
             Self::Decrypt(_) => "InvalidCode",
@@ -136,13 +139,28 @@ where
     D: CodeDecryptor,
     S: SmsSender,
 {
-    let event: CustomSmsSenderEvent = cognito_events::parse_event(TRIGGER, event)?;
+    // The trigger source and pool as sent, for the log line even when the
+    // event is refused before it parses.
+    let source = cognito_events::trigger_source(&event)
+        .filter(|s| s.len() <= 64)
+        .unwrap_or_default()
+        .to_owned();
+    let event: CustomSmsSenderEvent = match cognito_events::parse_event(TRIGGER, event) {
+        Ok(event) => event,
+        Err(e) => {
+            let e = SenderError::from(e);
+            // Lambda does not log a handler's error; the dead-letter record
+            // must have its reason in the logs.
+            tracing::error!(
+                trigger = %source,
+                outcome = "refused",
+                error_type = e.error_type(),
+                "SMS not sent: {e}"
+            );
+            return Err(e);
+        }
+    };
     let result = deliver(deps, &event).await;
-    let source = event
-        .header
-        .trigger_source
-        .map(|s| s.as_str())
-        .unwrap_or_default();
     let phone = event
         .attribute("phone_number")
         .map(mask_phone)
@@ -150,10 +168,10 @@ where
     let pool = event.header.user_pool_id.as_deref().unwrap_or_default();
     match &result {
         Ok(()) => {
-            tracing::info!(trigger = source, user_pool = pool, to = %phone, outcome = "sent", "SMS sent")
+            tracing::info!(trigger = %source, user_pool = pool, to = %phone, outcome = "sent", "SMS sent")
         }
         Err(e) => tracing::error!(
-            trigger = source,
+            trigger = %source,
             user_pool = pool,
             to = %phone,
             outcome = "refused",
@@ -183,6 +201,11 @@ where
             masked: mask_phone(phone),
         });
     }
+    let user_name = event.header.user_name.as_deref().unwrap_or_default();
+    if kind == MessageKind::AdminCreateUser && user_name.trim().is_empty() {
+        // An invitation must say which username the password belongs to.
+        return Err(SenderError::MissingField { field: "userName" });
+    }
     let secret = if kind.has_code() {
         let code = event
             .request
@@ -191,7 +214,17 @@ where
             .ok_or(SenderError::MissingCode {
                 trigger: source.as_str(),
             })?;
-        let pool = event.header.user_pool_id.as_deref().unwrap_or_default();
+        // The code must have been encrypted for this pool: without the
+        // event's pool there is nothing to check it against (no KMS call).
+        let pool = event
+            .header
+            .user_pool_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .ok_or(SenderError::MissingField {
+                field: "userPoolId",
+            })?;
         let secret = deps.decryptor.decrypt(code, pool).await?;
         if kind == MessageKind::AdminCreateUser {
             html_unescape(secret.expose())
@@ -201,7 +234,6 @@ where
     } else {
         String::new()
     };
-    let user_name = event.header.user_name.as_deref().unwrap_or_default();
     let text = deps
         .messages
         .render(kind, event.attribute("locale"), &secret, user_name);

@@ -8,9 +8,6 @@
 //! One test in its own binary: the capturing subscriber is process-global,
 //! so the SDK's and the Encryption SDK's threads log into it too.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use code_decrypt::{EsdkDecryptor, encode_code, encrypt_like_cognito, kms_keyring};
 use custom_sms_sender::Deps;
 use lambda_runtime::tracing::subscriber::filter::LevelFilter;
@@ -20,18 +17,7 @@ use sms_messages::Messages;
 
 const POOL: &str = "us-east-1_LogScan01";
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use moto_harness::LogCapture as Capture;
 
 fn event(source: &str, phone: Option<&str>, code: Value) -> Value {
     let mut attributes = json!({"locale": "en", "sub": "c0ffee00-0000-4000-8000-000000000001"});
@@ -175,7 +161,7 @@ async fn a_full_run_logs_no_code_password_or_phone_number() {
         "eight sent, four refused"
     );
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     // The capture works and saw the run: masked numbers and reasons are there.
     assert!(
         logs.contains("+1******0187"),

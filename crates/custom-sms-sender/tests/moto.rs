@@ -318,6 +318,13 @@ async fn init_fails_clearly_without_key_arn() {
     assert!(e.to_string().contains("KEY_ARN is not set"), "{e}");
     let e = code_decrypt::key_arn_from(&[("KEY_ARN", "1234abcd-12ab")][..]).unwrap_err();
     assert!(e.to_string().contains("not a KMS key ARN"), "{e}");
+    // A keyring on an alias would start, then fail every decrypt: refused
+    // at init instead.
+    let e = code_decrypt::key_arn_from(
+        &[("KEY_ARN", "arn:aws:kms:us-east-1:123456789012:alias/codes")][..],
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("alias ARN"), "{e}");
     assert_eq!(
         code_decrypt::key_arn_from(
             &[(

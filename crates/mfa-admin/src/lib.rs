@@ -78,6 +78,17 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Whether the command decides by the MFA policy (`MFA_*` variables):
+    /// the others never read it, so a bad policy variable does not stop them.
+    pub fn uses_policy(&self) -> bool {
+        matches!(
+            self,
+            Self::SetPreference { .. } | Self::RecoverLostTotp { .. } | Self::ApplyPolicy { .. }
+        )
+    }
+}
+
 /// What a command printed: JSON for `--output json`, text otherwise.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {

@@ -93,9 +93,13 @@ async fn main() -> ExitCode {
             "--endpoint-url {url:?} is not a URL: write it like http://127.0.0.1:5000"
         ));
     }
-    let config = match MfaConfig::from_source(&lambda_host::env_var) {
-        Ok(c) => c,
-        Err(e) => return fail(format!("{e} (the policy is read from the environment)")),
+    let config = if cli.command.uses_policy() {
+        match MfaConfig::from_source(&lambda_host::env_var) {
+            Ok(c) => c,
+            Err(e) => return fail(format!("{e} (the policy is read from the environment)")),
+        }
+    } else {
+        MfaConfig::default()
     };
 
     let mut loader = sdk_config::loader(Budget::INTERACTIVE);

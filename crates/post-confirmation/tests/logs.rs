@@ -2,9 +2,6 @@
 //! handler (acting, skipping, warning, failing) runs with personal data in
 //! the event, at TRACE, and the captured output is searched for it.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use auth_policy::MfaConfig;
 use cognito_admin::{AdminError, FakeUserPool};
 use serde_json::{Value, json};
@@ -13,18 +10,7 @@ const POOL: &str = "eu-west-1_Ab12Cd34E";
 const PHONE: &str = "+14155550123";
 const EMAIL: &str = "jane.doe@example.com";
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use moto_harness::LogCapture as Captured;
 
 fn event(user: &str, source: &str, attrs: Value) -> Value {
     json!({
@@ -107,7 +93,7 @@ async fn no_log_line_holds_a_full_phone_or_email() {
         );
     }
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     let lines = logs.lines().count();
     assert!(
         lines >= 15,
