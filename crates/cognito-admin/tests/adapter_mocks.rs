@@ -362,6 +362,6 @@ async fn missing_credentials_are_not_called_a_network_failure() {
         .build();
     let admin = CognitoAdmin::new(Client::from_conf(conf));
     let e = admin.get_user(POOL, "alice").await.unwrap_err();
-    assert_eq!(e.error_type(), "RequestError", "{e}");
+    assert_eq!(e.kind(), "RequestError", "{e}");
     assert!(e.to_string().contains("credentials"), "{e}");
 }
