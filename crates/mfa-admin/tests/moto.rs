@@ -444,12 +444,21 @@ async fn apply_policy_for_one_user_and_for_every_user_across_pages() {
 async fn usage_and_configuration_errors_are_one_line() {
     let o = mfa_admin(&["status", "alice"], &[]).await;
     assert_one_error_line(&o, "--user-pool-id is required");
+    // A command that decides by the policy refuses a bad policy variable...
+    let o = mfa_admin(
+        &["--user-pool-id", "us-east-1_x", "apply-policy", "a"],
+        &[("MFA_METHODS", "EMAIL")],
+    )
+    .await;
+    assert_one_error_line(&o, "MFA_METHODS");
+    // ...one that does not use it is not stopped by it (it goes on to ask
+    // Cognito, which knows no such pool).
     let o = mfa_admin(
         &["--user-pool-id", "us-east-1_x", "status", "a"],
         &[("MFA_METHODS", "EMAIL")],
     )
     .await;
-    assert_one_error_line(&o, "MFA_METHODS");
+    assert_one_error_line(&o, "user pool us-east-1_x does not exist");
     let o = mfa_admin(
         &["--user-pool-id", "us-east-1_doesnotexist", "status", "a"],
         &[],
