@@ -248,15 +248,16 @@ pub enum SecondFactor {
 /// The second-factor rule: needed when the pool is ON, or OPTIONAL with an
 /// effective preference other than NOMFA. A preference attribute that is not
 /// one of SMS/TOTP/NOMFA counts as "not NOMFA": a typo must never switch MFA
-/// off. An unknown user is always treated as one who gets a code, so its path
-/// looks like the common one.
+/// off. An unknown user is treated as the most common real user: a phone and
+/// no stated choice (the pool's default), so its path looks like theirs.
 pub fn second_factor(mfa: &MfaConfig, user: &ChallengeUser<'_>) -> SecondFactor {
     if user.not_found {
-        return if mfa.mode == MfaMode::Off {
-            SecondFactor::NotNeeded
-        } else {
-            SecondFactor::Code
+        let lookalike = ChallengeUser {
+            not_found: false,
+            preference: None,
+            has_phone: true,
         };
+        return second_factor(mfa, &lookalike);
     }
     let needed = match mfa.mode {
         MfaMode::Off => false,
@@ -568,7 +569,9 @@ mod tests {
             );
         }
         assert_eq!(second_factor(&mfa(Off, Sms), &UNKNOWN), NotNeeded);
-        assert_eq!(second_factor(&mfa(Optional, NoMfa), &UNKNOWN), Code);
+        // An unknown user looks like a real one with a phone and no choice.
+        assert_eq!(second_factor(&mfa(Optional, NoMfa), &UNKNOWN), NotNeeded);
+        assert_eq!(second_factor(&mfa(Optional, Totp), &UNKNOWN), Code);
         assert_eq!(second_factor(&mfa(On, Sms), &UNKNOWN), Code);
     }
 
@@ -882,15 +885,17 @@ mod tests {
         }
 
         /// An unknown user cannot be told apart from a real user with a phone
-        /// who needs a code, until the code is right.
+        /// and no stated choice: the same steps, and where the real user
+        /// would get tokens, the unknown one fails.
         #[test]
         fn unknown_users_look_like_code_users(
-            mode in prop_oneof![Just(MfaMode::Optional), Just(MfaMode::On)],
+            mode in prop_oneof![Just(MfaMode::Off), Just(MfaMode::Optional), Just(MfaMode::On)],
+            default in prop_oneof![Just(MfaPreference::Sms), Just(MfaPreference::Totp), Just(MfaPreference::NoMfa)],
             wrong in 0usize..10,
             password_ok in any::<bool>(),
             max in 1u32..=10,
         ) {
-            let m = mfa(mode, MfaPreference::Sms);
+            let m = mfa(mode, default);
             let c = ChallengeConfig { max_code_attempts: max, code_ttl_seconds: 180 };
             let real = user(None, true);
             let mut session = vec![SRP, if password_ok { PW } else { PW_BAD }];
@@ -898,9 +903,30 @@ mod tests {
             let a = decide_next(&m, &c, &UNKNOWN, &session);
             let b = decide_next(&m, &c, &real, &session);
             match (a, b) {
-                (NextStep::Fail { .. }, NextStep::Fail { .. }) => {}
+                (NextStep::Fail { .. }, NextStep::Fail { .. } | NextStep::IssueTokens { .. }) => {}
                 (a, b) => prop_assert_eq!(a, b),
             }
         }
+    }
+
+    #[test]
+    fn unknown_users_follow_the_pool_default() {
+        // OPTIONAL pool whose default is NOMFA: a real user without a
+        // choice gets tokens after the password; an unknown one fails there
+        // (no code step that would set it apart).
+        let m = mfa(MfaMode::Optional, MfaPreference::NoMfa);
+        assert!(matches!(
+            next(&m, &user(None, true), &[SRP, PW]),
+            NextStep::IssueTokens { .. }
+        ));
+        assert_eq!(next(&m, &UNKNOWN, &[SRP, PW]), fail(FailReason::UserNotFound));
+        // The default SMS pool: both get the code challenge.
+        let m = MfaConfig::default();
+        assert_eq!(
+            next(&m, &UNKNOWN, &[SRP, PW]),
+            NextStep::Challenge {
+                name: ChallengeName::CustomChallenge
+            }
+        );
     }
 }
