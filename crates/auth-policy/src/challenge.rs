@@ -919,7 +919,10 @@ mod tests {
             next(&m, &user(None, true), &[SRP, PW]),
             NextStep::IssueTokens { .. }
         ));
-        assert_eq!(next(&m, &UNKNOWN, &[SRP, PW]), fail(FailReason::UserNotFound));
+        assert_eq!(
+            next(&m, &UNKNOWN, &[SRP, PW]),
+            fail(FailReason::UserNotFound)
+        );
         // The default SMS pool: both get the code challenge.
         let m = MfaConfig::default();
         assert_eq!(

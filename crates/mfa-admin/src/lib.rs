@@ -127,6 +127,18 @@ impl CliError {
             AdminError::NotImplemented { .. } => {
                 ": the command works against Amazon Cognito itself"
             }
+            AdminError::Service { code, .. } => match code.as_str() {
+                "AccessDeniedException"
+                | "NotAuthorizedException"
+                | "UnrecognizedClientException" => {
+                    ": the credentials may not call this on the pool: check the IAM policy (cognito-idp:Admin* on the user pool) and the account"
+                }
+                "TooManyRequestsException" | "ThrottlingException" | "LimitExceededException" => {
+                    ": Cognito is throttling the calls: wait a moment and run it again"
+                }
+                "ExpiredTokenException" => ": the session credentials expired: renew them",
+                _ => "",
+            },
             _ => "",
         };
         Self::Admin {

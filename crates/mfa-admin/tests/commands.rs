@@ -388,3 +388,30 @@ async fn apply_policy_all_reports_failures_after_every_user() {
     .unwrap_err();
     assert!(e.to_string().contains("--endpoint-url"), "{e}");
 }
+
+#[tokio::test]
+async fn service_errors_say_what_to_do() {
+    let cases = [
+        ("AccessDeniedException", "IAM policy"),
+        ("TooManyRequestsException", "run it again"),
+        ("ExpiredTokenException", "renew"),
+    ];
+    for (code, hint) in cases {
+        let p = pool();
+        p.fail_next(AdminError::Service {
+            operation: "AdminGetUser",
+            code: code.into(),
+        });
+        let e = run(
+            &p,
+            &MfaConfig::default(),
+            Command::Status {
+                user: "alice".into(),
+            },
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(code) && e.contains(hint), "{code}: {e}");
+    }
+}
