@@ -149,6 +149,10 @@ fn built_in(kind: MessageKind, lang: Language) -> &'static str {
 pub enum MessageConfigError {
     #[error("{variable} must contain {CODE_PLACEHOLDER}, where the code goes")]
     MissingCode { variable: String },
+    #[error(
+        "{variable} must contain {USERNAME_PLACEHOLDER}: the invitation names the username its temporary password is for"
+    )]
+    MissingUsername { variable: String },
     #[error("{variable} is too long ({len} characters; at most 1600)")]
     TooLong { variable: String, len: usize },
 }
@@ -193,6 +197,10 @@ impl Messages {
                     };
                 if kind.has_code() && !text.contains(CODE_PLACEHOLDER) {
                     return Err(MessageConfigError::MissingCode { variable });
+                }
+                // An invitation must say which username its password is for.
+                if kind == MessageKind::AdminCreateUser && !text.contains(USERNAME_PLACEHOLDER) {
+                    return Err(MessageConfigError::MissingUsername { variable });
                 }
                 let len = text.chars().count();
                 if len > 1600 {
@@ -363,5 +371,24 @@ mod tests {
             "Someone tried to sign in.",
         )];
         assert!(Messages::from_source(&ok[..]).is_ok());
+    }
+
+    #[test]
+    fn an_invitation_override_must_name_the_username() {
+        let source = [("SMS_MESSAGE_ADMIN_CREATE_USER", "Your password is {####}")];
+        let e = Messages::from_source(&source[..]).unwrap_err().to_string();
+        assert!(
+            e.contains("SMS_MESSAGE_ADMIN_CREATE_USER") && e.contains("{username}"),
+            "{e}"
+        );
+        let ok = [(
+            "SMS_MESSAGE_ADMIN_CREATE_USER_EN",
+            "Sign in as {username} with {####}",
+        )];
+        let m = Messages::from_source(&ok[..]).unwrap();
+        assert_eq!(
+            m.render(MessageKind::AdminCreateUser, Some("en"), "Tmp1!", "carol"),
+            "Sign in as carol with Tmp1!"
+        );
     }
 }
