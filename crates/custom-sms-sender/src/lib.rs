@@ -142,7 +142,7 @@ where
     // The trigger source and pool as sent, for the log line even when the
     // event is refused before it parses.
     let source = cognito_events::trigger_source(&event)
-        .filter(|s| s.len() <= 64)
+        .filter(|s| s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
         .unwrap_or_default()
         .to_owned();
     let event: CustomSmsSenderEvent = match cognito_events::parse_event(TRIGGER, event) {
