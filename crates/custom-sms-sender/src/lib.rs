@@ -139,7 +139,7 @@ where
     D: CodeDecryptor,
     S: SmsSender,
 {
-    // The trigger source and pool as sent, for the log line even when the
+    // The trigger source as sent, for the log line even when the
     // event is refused before it parses.
     let source = cognito_events::trigger_source(&event)
         .filter(|s| s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
