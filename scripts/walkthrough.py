@@ -19,7 +19,6 @@ Run by scripts/walkthrough (it builds the binaries and starts moto). Exits
 non-zero when anything differs from what is expected.
 """
 
-import base64
 import json
 import os
 import pathlib
