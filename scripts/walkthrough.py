@@ -11,7 +11,9 @@ Runtime API, with moto's server as AWS: what a user would see after
 3. custom-sms-sender: codes encrypted as Cognito does (Python
    aws-encryption-sdk, KMS key in moto, context userpool-id); the SMS in
    moto's SNS record; a code for another pool refused.
-4. custom auth: SRP -> password -> code (SMS on moto) -> tokens, a wrong code
+4. pre-authentication: an admin-created user given SMS MFA, a TOTP user
+   left alone, an unknown user answered alike, Cognito unreachable denied.
+5. custom auth: SRP -> password -> code (SMS on moto) -> tokens, a wrong code
    then the right one, the attempt limit, an unknown user, a NOMFA user, a
    user without phone in an OPTIONAL and in an ON pool.
 
@@ -266,9 +268,83 @@ def post_confirmation(api):
     silent.close()
 
 
+def pre_authentication(api):
+    print("\n== pre-authentication (the factor guard) on moto: AdminGetUser, AdminSetUserMFAPreference")
+    idp = aws("cognito-idp")
+    pool = idp.create_user_pool(
+        PoolName="walkthrough-guard", MfaConfiguration="OPTIONAL",
+        Schema=[{"Name": "mfa_preference", "AttributeDataType": "String", "Mutable": True}],
+    )["UserPool"]["Id"]
+    app = idp.create_user_pool_client(
+        UserPoolId=pool, ClientName="walkthrough",
+        ExplicitAuthFlows=["ALLOW_ADMIN_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+    )["UserPoolClient"]["ClientId"]
+    fn = Function(api, "pre-authentication", "pre-authentication", {})
+
+    def event(name, attrs, not_found=False):
+        return {
+            "version": "1", "region": REGION, "userPoolId": pool, "userName": name,
+            "callerContext": {"awsSdkVersion": "aws-sdk-js-3", "clientId": app},
+            "triggerSource": "PreAuthentication_Authentication",
+            "request": {"userAttributes": attrs, "validationData": None, "userNotFound": not_found},
+            "response": {},
+        }
+
+    def mfa(name):
+        u = idp.admin_get_user(UserPoolId=pool, Username=name)
+        return sorted(u.get("UserMFASettingList", [])), u.get("PreferredMfaSetting") or None
+
+    # An admin-created user (PostConfirmation never fires for them): no factor.
+    idp.admin_create_user(UserPoolId=pool, Username="admin-made",
+                          UserAttributes=[{"Name": "phone_number", "Value": "+14155550131"}],
+                          MessageAction="SUPPRESS")
+    before = mfa("admin-made")
+    ok, _, took = fn.invoke(event("admin-made", {"phone_number": "+14155550131",
+                                                  "cognito:user_status": "FORCE_CHANGE_PASSWORD"}))
+    after = mfa("admin-made")
+    check(ok and before == ([], None) and after == (["SMS_MFA"], "SMS_MFA"),
+          f"admin-created user, phone {mask('+14155550131')}, no factor: {before} -> {after} "
+          f"({took * 1000:.0f} ms)")
+
+    # A user with TOTP enabled is read and left alone.
+    idp.admin_create_user(UserPoolId=pool, Username="totp-user",
+                          UserAttributes=[{"Name": "phone_number", "Value": "+14155550132"}],
+                          MessageAction="SUPPRESS")
+    idp.admin_set_user_password(UserPoolId=pool, Username="totp-user", Password="Correct-Horse-9",
+                                Permanent=True)
+    tokens = idp.admin_initiate_auth(
+        UserPoolId=pool, ClientId=app, AuthFlow="ADMIN_USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": "totp-user", "PASSWORD": "Correct-Horse-9"},
+    )["AuthenticationResult"]
+    idp.associate_software_token(AccessToken=tokens["AccessToken"])
+    idp.verify_software_token(AccessToken=tokens["AccessToken"], UserCode="123456")
+    idp.admin_set_user_mfa_preference(UserPoolId=pool, Username="totp-user",
+                                      SoftwareTokenMfaSettings={"Enabled": True, "PreferredMfa": True})
+    real, unknown = [], []
+    for _ in range(20):
+        ok1, body1, t1 = fn.invoke(event("totp-user", {"phone_number": "+14155550132"}))
+        ok2, body2, t2 = fn.invoke(event("no-such-user", {}, not_found=True))
+        real.append(t1)
+        unknown.append(t2)
+    check(ok1 and mfa("totp-user") == (["SOFTWARE_TOKEN_MFA"], "SOFTWARE_TOKEN_MFA"),
+          "a user with TOTP enabled is left alone")
+    check(ok2 and sorted(body1) == sorted(body2),
+          f"an unknown user gets the same answer: median {statistics.median(unknown) * 1000:.1f} ms "
+          f"vs {statistics.median(real) * 1000:.1f} ms for a real user (n=20 each)")
+
+    fn.stop()
+    dead = Function(api, "pre-authentication", "pre-authentication",
+                    {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"})
+    ok, body, took = dead.invoke(event("admin-made", {"phone_number": "+14155550131"}))
+    check(not ok and body.get("errorType") == "SignInUnavailable" and took < 2.5,
+          f"Cognito unreachable: denied ({body.get('errorType')}: {body.get('errorMessage')}) "
+          f"after {took * 1000:.0f} ms")
+    dead.stop()
+
+
 def encrypt_like_cognito(key_arn, pool, plaintext):
     out = subprocess.run(
-        [sys.executable, str(ROOT / "crates/custom-sms-sender/tests/encrypt_like_cognito.py"),
+        [sys.executable, str(ROOT / "functions/custom-sms-sender/tests/encrypt_like_cognito.py"),
          key_arn, pool, plaintext],
         env=dict(os.environ, AWS_ENDPOINT_URL=MOTO, AWS_DEFAULT_REGION=REGION,
                  AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing"),
@@ -434,8 +510,10 @@ def custom_auth(api):
 def main():
     api = RuntimeApi()
     try:
-        only = sys.argv[1:] or ["pre-sign-up", "post-confirmation", "custom-sms-sender", "custom-auth"]
+        only = sys.argv[1:] or ["pre-sign-up", "post-confirmation", "pre-authentication",
+                                "custom-sms-sender", "custom-auth"]
         steps = {"pre-sign-up": pre_sign_up, "post-confirmation": post_confirmation,
+                 "pre-authentication": pre_authentication,
                  "custom-sms-sender": custom_sms_sender, "custom-auth": custom_auth}
         for name in only:
             steps[name](api)

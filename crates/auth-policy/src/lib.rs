@@ -27,7 +27,10 @@ pub use challenge::{
 pub use config::{ConfigSource, DomainRules, MfaConfig, MfaMethods, MfaMode, SignUpConfig};
 pub use email::{DomainPattern, email_domain};
 pub use error::ConfigError;
-pub use mfa::{MethodSetting, MfaDecision, MfaSettings, MfaSkipReason, decide_mfa};
+pub use mfa::{
+    EXTERNAL_PROVIDER, MethodSetting, MfaDecision, MfaSettings, MfaSkipReason,
+    USER_STATUS_ATTRIBUTE, decide_mfa, decide_user_mfa,
+};
 pub use phone::{PhoneError, is_e164};
 pub use preference::{MfaPreference, PREFERENCE_ATTRIBUTE, PreferenceError};
 pub use signup::{Rejection, SignUpDecision, SignUpKind, SignUpRequest, decide_sign_up};

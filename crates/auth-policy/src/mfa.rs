@@ -170,10 +170,84 @@ pub fn decide_mfa(config: &MfaConfig, preference: Option<&str>, has_phone: bool)
     }
 }
 
+/// The attribute Cognito puts in trigger events with the user's status
+/// (set by Cognito, never writable by the user).
+pub const USER_STATUS_ATTRIBUTE: &str = "cognito:user_status";
+/// The status of users who signed in through a federated identity provider.
+pub const EXTERNAL_PROVIDER: &str = "EXTERNAL_PROVIDER";
+
+/// [`decide_mfa`] for a user as a trigger event shows them (`userAttributes`):
+/// federated users get no MFA from Cognito; otherwise the user's
+/// `custom:mfa_preference` and whether a non-blank `phone_number` is set.
+/// Post-confirmation and the pre-authentication guard both decide with it,
+/// so the guard applies exactly what post-confirmation would have.
+pub fn decide_user_mfa<S: std::hash::BuildHasher>(
+    config: &MfaConfig,
+    attributes: &std::collections::HashMap<String, String, S>,
+) -> MfaDecision {
+    if attributes.get(USER_STATUS_ATTRIBUTE).map(String::as_str) == Some(EXTERNAL_PROVIDER) {
+        return MfaDecision::Skip {
+            reason: MfaSkipReason::ExternalProvider,
+        };
+    }
+    let has_phone = attributes
+        .get("phone_number")
+        .is_some_and(|p| !p.trim().is_empty());
+    decide_mfa(
+        config,
+        attributes
+            .get(crate::PREFERENCE_ATTRIBUTE)
+            .map(String::as_str),
+        has_phone,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::MfaMethods;
+
+    #[test]
+    fn user_decisions_leave_federated_users_and_blank_phones_alone() {
+        let attrs = |pairs: &[(&str, &str)]| -> std::collections::HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let c = MfaConfig::default();
+        assert_eq!(
+            decide_user_mfa(
+                &c,
+                &attrs(&[
+                    ("phone_number", "+14155550123"),
+                    (USER_STATUS_ATTRIBUTE, EXTERNAL_PROVIDER)
+                ])
+            ),
+            MfaDecision::Skip {
+                reason: MfaSkipReason::ExternalProvider
+            }
+        );
+        assert_eq!(
+            decide_user_mfa(&c, &attrs(&[("phone_number", " ")])),
+            MfaDecision::Skip {
+                reason: MfaSkipReason::SmsNeedsPhone
+            }
+        );
+        assert_eq!(
+            decide_user_mfa(
+                &c,
+                &attrs(&[
+                    ("phone_number", "+14155550123"),
+                    (USER_STATUS_ATTRIBUTE, "CONFIRMED")
+                ])
+            ),
+            MfaDecision::Apply {
+                preference: MfaPreference::Sms,
+                settings: MfaSettings::SMS_PREFERRED
+            }
+        );
+    }
 
     fn cfg(mode: MfaMode, sms: bool, totp: bool, default: MfaPreference) -> MfaConfig {
         MfaConfig {

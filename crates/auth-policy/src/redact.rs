@@ -51,9 +51,35 @@ pub fn mask_email(email: &str) -> String {
     }
 }
 
+/// A username fit for a log line: a username may be an email address or a
+/// phone number in pools that allow it, and those are masked like any other.
+pub fn mask_username(username: &str) -> String {
+    if username.contains('@') {
+        mask_email(username)
+    } else if username.starts_with('+')
+        || (username.len() >= 7 && username.chars().all(|c| c.is_ascii_digit()))
+    {
+        mask_phone(username)
+    } else {
+        username.to_owned()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usernames_that_are_emails_or_phones_are_masked() {
+        assert_eq!(mask_username("alice@example.com"), "a***@example.com");
+        assert_eq!(mask_username("+14155550123"), "+1******0123");
+        assert_eq!(mask_username("09012345678"), "*******5678");
+        assert_eq!(
+            mask_username("2e554b8d-6a8f-5424-a705-5381eddff554"),
+            "2e554b8d-6a8f-5424-a705-5381eddff554"
+        );
+        assert_eq!(mask_username("alice"), "alice");
+    }
 
     #[test]
     fn phones_keep_country_digit_and_last_four() {

@@ -207,6 +207,18 @@ impl UserPoolAdmin for CognitoAdmin {
         }
     }
 
+    async fn global_sign_out(&self, pool_id: &str, username: &str) -> Result<(), AdminError> {
+        const OP: &str = "AdminUserGlobalSignOut";
+        self.client
+            .admin_user_global_sign_out()
+            .user_pool_id(pool_id)
+            .username(username)
+            .send()
+            .await
+            .map_err(|e| classify(OP, pool_id, Some(username), e))?;
+        Ok(())
+    }
+
     async fn forget_device(
         &self,
         pool_id: &str,

@@ -2,7 +2,7 @@ use aws_sdk_cognitoidentityprovider::config::http::HttpResponse;
 use aws_sdk_cognitoidentityprovider::error::{ProvideErrorMetadata, SdkError};
 use thiserror::Error;
 
-use crate::model::mask_username;
+use auth_policy::redact::mask_username;
 
 /// A failed admin call. Built from the AWS error *code* (never the message
 /// text, which differs between Cognito and moto and may quote personal

@@ -5,7 +5,8 @@ use auth_policy::{MethodSetting, MfaSettings};
 
 use crate::UserPoolAdmin;
 use crate::error::AdminError;
-use crate::model::{Device, MfaFactor, MfaState, User, UserPage, UserSummary, mask_username};
+use crate::model::{Device, MfaFactor, MfaState, User, UserPage, UserSummary};
+use auth_policy::redact::mask_username;
 
 /// An in-memory user pool that answers like Cognito for the calls of
 /// [`UserPoolAdmin`]: unknown users and pools are `UserNotFoundException` /
@@ -28,11 +29,15 @@ struct State {
     failures: Vec<AdminError>,
     /// Errors for every call that names this (pool, user).
     user_failures: BTreeMap<(String, String), AdminError>,
+    /// Errors for every call of this operation (e.g. `AdminSetUserMFAPreference`).
+    operation_failures: BTreeMap<&'static str, AdminError>,
     page_size: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default)]
 struct FakeUser {
+    /// Times AdminUserGlobalSignOut ran for the user.
+    sign_outs: u32,
     status: String,
     attributes: BTreeMap<String, String>,
     sms: bool,
@@ -106,6 +111,13 @@ impl FakeUserPool {
             );
     }
 
+    /// Removes the user (a later call naming them is `UserNotFoundException`).
+    pub fn remove_user(&self, pool_id: &str, username: &str) {
+        if let Some(pool) = self.lock().pools.get_mut(pool_id) {
+            pool.remove(username);
+        }
+    }
+
     /// Marks the user's authenticator as associated and verified (what
     /// `AssociateSoftwareToken` + `VerifySoftwareToken` do).
     pub fn associate_totp(&self, pool_id: &str, username: &str) -> bool {
@@ -115,6 +127,27 @@ impl FakeUserPool {
     /// Adds a tracked device to the user.
     pub fn add_device(&self, pool_id: &str, username: &str, device: Device) -> bool {
         self.with_user(pool_id, username, |u| u.devices.push(device))
+    }
+
+    /// The user's devices, without recording a call.
+    pub fn devices(&self, pool_id: &str, username: &str) -> Vec<Device> {
+        let state = self.lock();
+        state
+            .pools
+            .get(pool_id)
+            .and_then(|p| p.get(username))
+            .map(|u| u.devices.clone())
+            .unwrap_or_default()
+    }
+
+    /// How many times the user was signed out everywhere.
+    pub fn sign_outs(&self, pool_id: &str, username: &str) -> u32 {
+        let state = self.lock();
+        state
+            .pools
+            .get(pool_id)
+            .and_then(|p| p.get(username))
+            .map_or(0, |u| u.sign_outs)
     }
 
     /// Answers the next call with `error` instead of running it (queued).
@@ -128,6 +161,12 @@ impl FakeUserPool {
         self.lock()
             .user_failures
             .insert((pool_id.to_owned(), username.to_owned()), error);
+    }
+
+    /// Answers every call of `operation` (Cognito's name, e.g.
+    /// `AdminSetUserMFAPreference`) with `error`, while the others work.
+    pub fn fail_operation(&self, operation: &'static str, error: AdminError) {
+        self.lock().operation_failures.insert(operation, error);
     }
 
     /// Makes ListUsers answer `size` users per page (default: all).
@@ -174,6 +213,9 @@ impl FakeUserPool {
         state.calls.push(operation);
         if !state.failures.is_empty() {
             return Err(state.failures.remove(0));
+        }
+        if let Some(e) = state.operation_failures.get(operation) {
+            return Err(e.clone());
         }
         if let Some(e) = state
             .user_failures
@@ -303,6 +345,13 @@ impl UserPoolAdmin for FakeUserPool {
     async fn list_devices(&self, pool_id: &str, username: &str) -> Result<Vec<Device>, AdminError> {
         self.call("AdminListDevices", pool_id, username, |u| {
             Ok(u.devices.clone())
+        })
+    }
+
+    async fn global_sign_out(&self, pool_id: &str, username: &str) -> Result<(), AdminError> {
+        self.call("AdminUserGlobalSignOut", pool_id, username, |u| {
+            u.sign_outs += 1;
+            Ok(())
         })
     }
 

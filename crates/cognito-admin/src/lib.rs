@@ -25,7 +25,7 @@ pub use error::AdminError;
 pub use fake::FakeUserPool;
 pub use model::{
     Device, EXTERNAL_PROVIDER, MfaFactor, MfaState, USER_STATUS_ATTRIBUTE, User, UserPage,
-    UserSummary, mask_username,
+    UserSummary,
 };
 
 use auth_policy::MfaSettings;
@@ -71,6 +71,14 @@ pub trait UserPoolAdmin: Sync {
         pool_id: &str,
         username: &str,
     ) -> impl Future<Output = Result<Vec<Device>, AdminError>> + Send;
+
+    /// `AdminUserGlobalSignOut`: every refresh token of the user is revoked
+    /// (access and ID tokens stay valid until they expire).
+    fn global_sign_out(
+        &self,
+        pool_id: &str,
+        username: &str,
+    ) -> impl Future<Output = Result<(), AdminError>> + Send;
 
     /// `AdminForgetDevice`.
     fn forget_device(

@@ -6,10 +6,10 @@ use aws_sdk_cognitoidentityprovider::Client;
 use cognito_admin::{AdminError, CognitoAdmin, MfaFactor, UserPoolAdmin};
 
 async fn client() -> Client {
-    Client::new(&moto_harness::sdk_config().await)
+    Client::new(&harness::moto::sdk_config().await)
 }
 
-use moto_harness::{new_pool, new_user};
+use harness::moto::{new_pool, new_user};
 
 #[tokio::test]
 async fn mfa_preference_and_attributes_round_trip_through_moto() {

@@ -1,5 +1,13 @@
-//! The few things every function binary does around its handler.
+//! The few things every function binary does around its handler, so that
+//! each `main.rs` reads like the runtime's own examples.
 //!
+//! * [`events`] turns what Cognito (or a person pasting a console test
+//!   event) sends into `aws_lambda_events` types, and back, and models the
+//!   custom SMS sender event that crate lacks.
+//! * [`error_type`] holds the `errorType` strings every function shares, so a
+//!   log query or an alarm filter can rely on one spelling.
+//! * [`init`] wraps one init step: a failure is reported to the Runtime API
+//!   and logged, and `main` returns it.
 //! * [`init_logging`] honours Lambda's advanced logging controls
 //!   (`AWS_LAMBDA_LOG_LEVEL`, `AWS_LAMBDA_LOG_FORMAT`) like
 //!   `lambda_runtime::tracing::init_default_subscriber`, but caps the
@@ -13,6 +21,17 @@
 
 use std::fmt::Display;
 use std::str::FromStr;
+
+pub mod events;
+
+/// The `errorType` strings every function shares (each function's own
+/// refusals are named by its error enum).
+pub mod error_type {
+    /// The event is not what this trigger expects (malformed, wrong trigger).
+    pub const INVALID_EVENT: &str = "InvalidEvent";
+    /// A setting is missing or wrong: the init phase fails with it.
+    pub const INVALID_CONFIGURATION: &str = "InvalidConfiguration";
+}
 
 use lambda_runtime::tracing::subscriber::filter::{EnvFilter, LevelFilter};
 use tracing_subscriber::fmt::MakeWriter;
@@ -129,6 +148,25 @@ async fn post_init_error(error_type: &str, message: &str) -> Result<(), lambda_r
         return Err(format!("the Runtime API answered {}", response.status()).into());
     }
     Ok(())
+}
+
+/// One init step of a function binary: its value, or — after reporting the
+/// failure to the Runtime API as `InvalidConfiguration` and logging it — the
+/// error for `main` to return, so Lambda shows why the init phase failed.
+///
+/// ```ignore
+/// let config = lambda_host::init(Config::from_source(&lambda_host::env_var)).await?;
+/// ```
+pub async fn init<T, E>(step: Result<T, E>) -> Result<T, lambda_runtime::Error>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    match step {
+        Ok(value) => Ok(value),
+        Err(e) => Err(report_init_error(error_type::INVALID_CONFIGURATION, e)
+            .await
+            .into()),
+    }
 }
 
 /// Reads one process environment variable: the configuration source of

@@ -1,0 +1,26 @@
+//! The `create-auth-challenge` Lambda binary: settings, the hashing secret
+//! and the SNS client are built once at init; the handler is in `lib.rs`.
+
+use challenge_code::HashingSecret;
+use create_auth_challenge::{Deps, Settings};
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::Value;
+use sms_delivery::{SenderIdentity, SnsSender};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_host::init_logging();
+    let settings = lambda_host::init(Settings::from_source(&lambda_host::env_var)).await?;
+    let config = sdk_config::load(sdk_config::Budget::SYNC_TRIGGER).await;
+    let secret =
+        lambda_host::init(HashingSecret::load_with(&lambda_host::env_var, &config).await).await?;
+    let sender = SnsSender::new(
+        aws_sdk_sns::Client::new(&config),
+        SenderIdentity::from_source(&lambda_host::env_var),
+    );
+    let deps = &Deps::new(settings, secret, sender);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        create_auth_challenge::handle(deps, event.payload, challenge_code::unix_now()).await
+    }))
+    .await
+}

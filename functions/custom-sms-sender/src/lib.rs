@@ -1,0 +1,280 @@
+//! The CustomSMSSender trigger: Cognito hands over an SMS it would have
+//! sent itself, with the secret encrypted; this function decrypts it,
+//! writes the message for the trigger source in the user's language, and
+//! sends it by SNS.
+//!
+//! Cognito invokes this trigger ASYNCHRONOUSLY and reads no response. So
+//! every refusal and every failure is returned as a Lambda error: Lambda
+//! retries it (twice by default) and then hands the event to the function's
+//! on-failure destination / dead-letter queue, where nothing is lost
+//! silently. The reason is logged, masked: no log line or error message
+//! carries the code, the temporary password or the full phone number.
+//!
+//! The order of the checks spends nothing on a request that cannot be
+//! delivered: the event is parsed, the phone number checked, and only then
+//! is the code decrypted (one KMS call) and the SMS published.
+
+use auth_policy::redact::mask_phone;
+use code_decrypt::{CodeDecryptor, DecryptError};
+use lambda_host::events::EventError;
+use lambda_host::events::custom_sms_sender::{CustomSmsSenderEvent, TRIGGER};
+use lambda_runtime::Diagnostic;
+use serde_json::Value;
+use sms_delivery::{SmsError, SmsSender};
+use sms_messages::{MessageKind, Messages};
+use thiserror::Error;
+
+/// What the handler needs: built once at init, borrowed by every call.
+#[derive(Debug)]
+pub struct Deps<D, S> {
+    pub decryptor: D,
+    pub sender: S,
+    pub messages: Messages,
+}
+
+#[derive(Debug, Error)]
+pub enum SenderError {
+    #[error(transparent)]
+    InvalidEvent(#[from] EventError),
+    #[error("the user has no phone_number: nothing was sent")]
+    NoPhoneNumber,
+    #[error("phone_number {masked} is not E.164 (+ then 7 to 15 digits): nothing was sent")]
+    InvalidPhoneNumber { masked: String },
+    #[error("{trigger} carries no code (request.code is null): nothing was sent")]
+    MissingCode { trigger: &'static str },
+    #[error("the event has no {field}: nothing was sent")]
+    MissingField { field: &'static str },
+    #[error("refused: {0}")]
+    WrongUserPool(DecryptError),
+    #[error("the code could not be decrypted: {0}")]
+    Decrypt(DecryptError),
+    #[error(transparent)]
+    Sms(#[from] SmsError),
+}
+
+impl SenderError {
+    /// The `errorType` Lambda records (and the dead-letter record carries).
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::InvalidEvent(_) => lambda_host::error_type::INVALID_EVENT,
+            Self::NoPhoneNumber => "NoPhoneNumber",
+            Self::InvalidPhoneNumber { .. } => "InvalidPhoneNumber",
+            Self::MissingCode { .. } => "MissingCode",
+            Self::MissingField { .. } => lambda_host::error_type::INVALID_EVENT,
+            Self::WrongUserPool(_) => "WrongUserPool",
+            Self::Decrypt(DecryptError::Esdk { .. }) => "DecryptionFailed",
+            Self::Decrypt(_) => "InvalidCode",
+            Self::Sms(SmsError::NoPhone) => "NoPhoneNumber",
+            Self::Sms(SmsError::InvalidPhone { .. }) => "InvalidPhoneNumber",
+            Self::Sms(_) => "SmsNotSent",
+        }
+    }
+}
+
+impl From<DecryptError> for SenderError {
+    fn from(e: DecryptError) -> Self {
+        match e {
+            DecryptError::WrongUserPool { .. } | DecryptError::NoUserPool { .. } => {
+                Self::WrongUserPool(e)
+            }
+            other => Self::Decrypt(other),
+        }
+    }
+}
+
+impl From<SenderError> for Diagnostic {
+    fn from(e: SenderError) -> Self {
+        Diagnostic {
+            error_type: e.error_type().to_owned(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// Undoes the HTML escaping Cognito applies to a temporary password
+/// (`&lt;` `&gt;` `&amp;` `&quot;` `&#39;`/`&apos;` and numeric references),
+/// in one pass so that `&amp;lt;` becomes `&lt;`, not `<`.
+pub fn html_unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let decoded = rest.find(';').filter(|&end| end <= 10).and_then(|end| {
+            let entity = &rest[1..end];
+            let c = match entity {
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "amp" => Some('&'),
+                "quot" => Some('"'),
+                "apos" => Some('\''),
+                _ => entity
+                    .strip_prefix("#x")
+                    .or_else(|| entity.strip_prefix("#X"))
+                    .and_then(|h| u32::from_str_radix(h, 16).ok())
+                    .or_else(|| entity.strip_prefix('#').and_then(|d| d.parse().ok()))
+                    .and_then(char::from_u32),
+            };
+            c.map(|c| (c, end))
+        });
+        match decoded {
+            Some((c, end)) => {
+                out.push(c);
+                rest = &rest[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Handles one CustomSMSSender event given as JSON. `Ok` means the SMS was
+/// handed to the sender; the value is `null` (Cognito reads no response).
+pub async fn handle<D, S>(deps: &Deps<D, S>, event: Value) -> Result<Value, SenderError>
+where
+    D: CodeDecryptor,
+    S: SmsSender,
+{
+    // The trigger source as sent, for the log line even when the
+    // event is refused before it parses.
+    let source = lambda_host::events::trigger_source(&event)
+        .filter(|s| s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        .unwrap_or_default()
+        .to_owned();
+    let event: CustomSmsSenderEvent = match lambda_host::events::parse_event(TRIGGER, event) {
+        Ok(event) => event,
+        Err(e) => {
+            let e = SenderError::from(e);
+            // Lambda does not log a handler's error; the dead-letter record
+            // must have its reason in the logs.
+            tracing::error!(
+                trigger = %source,
+                outcome = "refused",
+                error_type = e.error_type(),
+                "SMS not sent: {e}"
+            );
+            return Err(e);
+        }
+    };
+    let result = deliver(deps, &event).await;
+    let phone = event
+        .attribute("phone_number")
+        .map(mask_phone)
+        .unwrap_or_default();
+    let pool = event.header.user_pool_id.as_deref().unwrap_or_default();
+    match &result {
+        Ok(()) => {
+            tracing::info!(trigger = %source, user_pool = pool, to = %phone, outcome = "sent", "SMS sent")
+        }
+        Err(e) => tracing::error!(
+            trigger = %source,
+            user_pool = pool,
+            to = %phone,
+            outcome = "refused",
+            error_type = e.error_type(),
+            "SMS not sent: {e}"
+        ),
+    }
+    result.map(|()| Value::Null)
+}
+
+async fn deliver<D, S>(deps: &Deps<D, S>, event: &CustomSmsSenderEvent) -> Result<(), SenderError>
+where
+    D: CodeDecryptor,
+    S: SmsSender,
+{
+    let source = event.header.trigger_source.ok_or_else(|| EventError::Unsupported {
+        kind: TRIGGER,
+        message: "triggerSource is missing: expected one of CustomSMSSender_SignUp, _ResendCode, _ForgotPassword, _UpdateUserAttribute, _VerifyUserAttribute, _AdminCreateUser, _Authentication, _AccountTakeOverNotification".to_owned(),
+    })?;
+    let kind = MessageKind::from_trigger_source(source.as_str())
+        .ok_or_else(|| EventError::Internal(format!("no message for {source}")))?;
+    let phone = event
+        .attribute("phone_number")
+        .ok_or(SenderError::NoPhoneNumber)?;
+    if !auth_policy::is_e164(phone) {
+        return Err(SenderError::InvalidPhoneNumber {
+            masked: mask_phone(phone),
+        });
+    }
+    let user_name = event.header.user_name.as_deref().unwrap_or_default();
+    if kind == MessageKind::AdminCreateUser && user_name.trim().is_empty() {
+        // An invitation must say which username the password belongs to.
+        return Err(SenderError::MissingField { field: "userName" });
+    }
+    let secret = if kind.has_code() {
+        let code = event
+            .request
+            .code
+            .as_deref()
+            .ok_or(SenderError::MissingCode {
+                trigger: source.as_str(),
+            })?;
+        // The code must have been encrypted for this pool: without the
+        // event's pool there is nothing to check it against (no KMS call).
+        let pool = event
+            .header
+            .user_pool_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .ok_or(SenderError::MissingField {
+                field: "userPoolId",
+            })?;
+        let secret = deps.decryptor.decrypt(code, pool).await?;
+        if kind == MessageKind::AdminCreateUser {
+            html_unescape(secret.expose())
+        } else {
+            secret.expose().to_owned()
+        }
+    } else {
+        String::new()
+    };
+    let text = deps
+        .messages
+        .render(kind, event.attribute("locale"), &secret, user_name);
+    deps.sender.send(phone, &text).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cognito_escapes_are_undone_once() {
+        assert_eq!(
+            html_unescape("Tmp&lt;9x&gt;Q&amp;z&quot;&#39;"),
+            "Tmp<9x>Q&z\"'"
+        );
+        assert_eq!(html_unescape("a&amp;lt;b"), "a&lt;b");
+        assert_eq!(html_unescape("&#x41;&#66;&apos;"), "AB'");
+        assert_eq!(html_unescape("plain"), "plain");
+        // Not entities: left as they are.
+        assert_eq!(html_unescape("a & b &nope; &"), "a & b &nope; &");
+        assert_eq!(html_unescape("&#xD800;&lt"), "&#xD800;&lt");
+    }
+
+    #[test]
+    fn error_types_read_well() {
+        assert_eq!(SenderError::NoPhoneNumber.error_type(), "NoPhoneNumber");
+        let e = SenderError::from(DecryptError::WrongUserPool {
+            expected: "a".into(),
+            found: "b".into(),
+        });
+        assert_eq!(e.error_type(), "WrongUserPool");
+        assert_eq!(
+            SenderError::from(DecryptError::NotBase64).error_type(),
+            "InvalidCode"
+        );
+        let d = Diagnostic::from(SenderError::MissingCode {
+            trigger: "CustomSMSSender_SignUp",
+        });
+        assert_eq!(d.error_type, "MissingCode");
+        assert!(d.error_message.contains("CustomSMSSender_SignUp"));
+    }
+}

@@ -1,0 +1,36 @@
+//! The `custom-sms-sender` Lambda binary: the KMS keyring for `KEY_ARN`, the
+//! SNS client and the message catalogue are built once at init; a missing or
+//! bad setting fails the init phase with a message naming the variable. The
+//! handler is in `lib.rs`.
+
+use code_decrypt::EsdkDecryptor;
+use custom_sms_sender::Deps;
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::Value;
+use sms_delivery::{SenderIdentity, SnsSender};
+use sms_messages::Messages;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_host::init_logging();
+    let key_arn = lambda_host::init(code_decrypt::key_arn_from(&lambda_host::env_var)).await?;
+    let messages = lambda_host::init(Messages::from_source(&lambda_host::env_var)).await?;
+    // KMS then SNS, one after the other: each is bounded by the budget's
+    // 2 s operation timeout, so both fit the function's 5 s timeout.
+    let sdk = sdk_config::load(sdk_config::Budget::SYNC_TRIGGER).await;
+    let kms = aws_sdk_kms::Client::new(&sdk);
+    let decryptor = lambda_host::init(EsdkDecryptor::with_kms(kms, &key_arn).await).await?;
+    let sender = SnsSender::new(
+        aws_sdk_sns::Client::new(&sdk),
+        SenderIdentity::from_source(&lambda_host::env_var),
+    );
+    let deps = &Deps {
+        decryptor,
+        sender,
+        messages,
+    };
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        custom_sms_sender::handle(deps, event.payload).await
+    }))
+    .await
+}

@@ -1,0 +1,20 @@
+//! The `pre-authentication` Lambda binary: the MFA policy and the Cognito
+//! client are built once, at init; the guard is in `lib.rs`.
+
+use auth_policy::MfaConfig;
+use cognito_admin::CognitoAdmin;
+use lambda_runtime::{LambdaEvent, service_fn};
+use sdk_config::Budget;
+use serde_json::Value;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_host::init_logging();
+    let config = &lambda_host::init(MfaConfig::from_source(&lambda_host::env_var)).await?;
+    let sdk = sdk_config::load(Budget::SYNC_TRIGGER).await;
+    let admin = &CognitoAdmin::new(aws_sdk_cognitoidentityprovider::Client::new(&sdk));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        pre_authentication::handle(config, admin, event.payload).await
+    }))
+    .await
+}

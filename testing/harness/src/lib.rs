@@ -1,0 +1,16 @@
+//! Test support shared by the integration tests, the benchmark and the
+//! walkthroughs. The pieces are one idea — run our binaries and clients the
+//! way AWS would, on this machine — so they live in one package:
+//!
+//! * [`moto`]: the moto server that `scripts/test` starts, and AWS clients
+//!   pointed at it (pools, users, keys, the SMS moto recorded).
+//! * [`runtime_api`]: a local Lambda Runtime API that spawns a function
+//!   binary as Lambda does, feeds it events and times it.
+//! * [`fault_proxy`]: an HTTP proxy in front of moto that answers 500s,
+//!   throttling errors or slow responses on demand.
+//!
+//! Never a dependency of a deployed function (`scripts/check-deps`).
+
+pub mod fault_proxy;
+pub mod moto;
+pub mod runtime_api;

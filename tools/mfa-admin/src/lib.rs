@@ -1,0 +1,622 @@
+//! `mfa-admin`: the operator's side of the guide's per-user MFA.
+//!
+//! The commands run against [`cognito_admin::UserPoolAdmin`], so the tests
+//! drive them with the in-memory pool and moto, and the binary with the real
+//! SDK. The policy is read from the same environment variables as the
+//! functions, and every change is decided by `auth-policy` before a call:
+//! what the policy forbids (NOMFA in an ON pool, SMS without a phone, a phone
+//! that is not E.164) is refused with a message saying what to do, instead of
+//! reaching Cognito (whose refusals moto does not always reproduce).
+//!
+//! Output goes to stdout (text or one JSON document); logs and the one-line
+//! error go to stderr.
+
+use std::fmt::Write as _;
+
+use auth_policy::admin::{AdminRefusal, decide_recover_lost_totp, decide_set_preference};
+use auth_policy::redact::mask_username;
+use auth_policy::{
+    MfaConfig, MfaDecision, MfaPreference, MfaSkipReason, PREFERENCE_ATTRIBUTE, decide_mfa,
+};
+use cognito_admin::{AdminError, Device, EXTERNAL_PROVIDER, MfaFactor, User, UserPoolAdmin};
+use serde::Serialize;
+use serde_json::{Value, json};
+use thiserror::Error;
+
+/// The preference named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[value(rename_all = "UPPER")]
+pub enum PreferenceArg {
+    Sms,
+    Totp,
+    Nomfa,
+}
+
+impl From<PreferenceArg> for MfaPreference {
+    fn from(p: PreferenceArg) -> Self {
+        match p {
+            PreferenceArg::Sms => MfaPreference::Sms,
+            PreferenceArg::Totp => MfaPreference::Totp,
+            PreferenceArg::Nomfa => MfaPreference::NoMfa,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum Command {
+    /// MFA methods enabled, the preferred one, the phone and its verification.
+    Status { user: String },
+    /// Make SMS or TOTP the user's preferred MFA, or turn MFA off (NOMFA).
+    SetPreference {
+        user: String,
+        #[arg(value_enum, ignore_case = true)]
+        preference: PreferenceArg,
+    },
+    /// The user lost their authenticator: set a new phone_number (marked
+    /// verified: the operator vouches for it), SMS enabled and preferred,
+    /// TOTP disabled; then sign the user out everywhere (a thief keeps no
+    /// refresh token) and forget their remembered devices (none skips the
+    /// new factor). The output lists the steps done, also when one fails.
+    RecoverLostTotp {
+        user: String,
+        /// The new phone number in E.164, e.g. +14155550123.
+        #[arg(long, value_name = "E164")]
+        phone: String,
+    },
+    /// The user's remembered/tracked devices.
+    Devices { user: String },
+    /// Forget one of the user's devices (its next sign-in asks for MFA again).
+    ForgetDevice { user: String, device_key: String },
+    /// Re-run the post-confirmation decision for one user, or for every user
+    /// (post-confirmation never fires for admin-created users). Users who
+    /// already have an MFA factor enabled are left as they are.
+    ApplyPolicy {
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        user: Option<String>,
+        /// Every user of the pool (paginated).
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+impl Command {
+    /// Whether the command decides by the MFA policy (`MFA_*` variables):
+    /// the others never read it, so a bad policy variable does not stop them.
+    pub fn uses_policy(&self) -> bool {
+        matches!(
+            self,
+            Self::SetPreference { .. } | Self::RecoverLostTotp { .. } | Self::ApplyPolicy { .. }
+        )
+    }
+}
+
+/// The steps of `recover-lost-totp`, in order, as its output names them.
+pub const RECOVERY_STEPS: [&str; 4] = [
+    "new phone_number set (verified)",
+    "SMS MFA enabled and preferred, TOTP disabled",
+    "signed out everywhere (every refresh token revoked)",
+    "remembered devices forgotten",
+];
+
+/// What a command printed: JSON for `--output json`, text otherwise.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub json: Value,
+    pub text: String,
+}
+
+/// Why a command failed; one line that says what to do.
+#[derive(Debug, Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Refused(#[from] AdminRefusal),
+    #[error("{error}{hint}")]
+    Admin { error: AdminError, hint: String },
+    /// A multi-step operation stopped part-way: what was done, what failed,
+    /// what is left, so the operator can finish it.
+    #[error(
+        "stopped at \"{failed}\": {error}. Done: {}. Still to do: {}",
+        list_or_none(done),
+        list_or_none(remaining)
+    )]
+    Incomplete {
+        done: Vec<String>,
+        failed: String,
+        remaining: Vec<String>,
+        error: Box<CliError>,
+    },
+    #[error(
+        "{failed} of {total} users could not be given their MFA (see above); run apply-policy again for them once the cause is fixed"
+    )]
+    Partial {
+        failed: usize,
+        total: usize,
+        /// Every user's result, to print before the error line.
+        report: Report,
+    },
+}
+
+fn list_or_none(steps: &[String]) -> String {
+    if steps.is_empty() {
+        "nothing".to_owned()
+    } else {
+        steps.join("; ")
+    }
+}
+
+impl CliError {
+    fn admin(error: AdminError) -> Self {
+        let hint = match &error {
+            AdminError::UserNotFound { .. } => ": check the username (or the user's sub)",
+            AdminError::Unreachable { .. } => {
+                ": check --endpoint-url / AWS_ENDPOINT_URL, --region and the network"
+            }
+            AdminError::Request { .. } => {
+                ": check the AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID…) and the region"
+            }
+            AdminError::NotImplemented { .. } => {
+                ": the command works against Amazon Cognito itself"
+            }
+            AdminError::Service { code, .. } => match code.as_str() {
+                "AccessDeniedException"
+                | "NotAuthorizedException"
+                | "UnrecognizedClientException" => {
+                    ": the credentials may not call this on the pool: check the IAM policy (cognito-idp:Admin* on the user pool) and the account"
+                }
+                "TooManyRequestsException" | "ThrottlingException" | "LimitExceededException" => {
+                    ": Cognito is throttling the calls: wait a moment and run it again"
+                }
+                "ExpiredTokenException" => ": the session credentials expired: renew them",
+                _ => "",
+            },
+            _ => "",
+        };
+        Self::Admin {
+            error,
+            hint: hint.to_owned(),
+        }
+    }
+
+    /// Cognito's `InvalidParameterException`, in the words of what was asked.
+    fn invalid(error: AdminError, asked: MfaPreference) -> Self {
+        if !matches!(error, AdminError::InvalidParameter { .. }) {
+            return Self::admin(error);
+        }
+        let hint = match asked {
+            MfaPreference::Totp => {
+                ": TOTP was never associated for this user; the user must first set up an authenticator in the app (AssociateSoftwareToken + VerifySoftwareToken), or use `set-preference USER SMS`"
+            }
+            MfaPreference::Sms => {
+                ": Cognito cannot use this user's phone for SMS MFA; set a valid one with `recover-lost-totp USER --phone +E164`"
+            }
+            MfaPreference::NoMfa => ": the pool may require MFA (MFA ON); check MFA_CONFIGURATION",
+        };
+        Self::Admin {
+            error,
+            hint: hint.to_owned(),
+        }
+    }
+
+    /// The process exit code: 1 for every failure (2 is clap's usage error).
+    pub fn exit_code(&self) -> u8 {
+        1
+    }
+}
+
+fn factors(list: &[MfaFactor]) -> Value {
+    json!(list.iter().map(|f| f.as_str()).collect::<Vec<_>>())
+}
+
+fn status_json(user: &User) -> Value {
+    json!({
+        "username": user.username,
+        "status": user.status,
+        "enabled": factors(&user.mfa.enabled),
+        "preferred": user.mfa.preferred.map(MfaFactor::as_str),
+        "phone_number": user.phone_number(),
+        "phone_number_verified": user.phone_number_verified(),
+        "mfa_preference": user.attribute(PREFERENCE_ATTRIBUTE),
+    })
+}
+
+fn status_text(user: &User) -> String {
+    let none = "none".to_owned();
+    let enabled = if user.mfa.enabled.is_empty() {
+        none.clone()
+    } else {
+        user.mfa
+            .enabled
+            .iter()
+            .map(|f| f.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = String::new();
+    let rows = [
+        ("username", user.username.clone()),
+        (
+            "status",
+            user.status.clone().unwrap_or_else(|| none.clone()),
+        ),
+        ("enabled", enabled),
+        (
+            "preferred",
+            user.mfa
+                .preferred
+                .map(|f| f.as_str().to_owned())
+                .unwrap_or_else(|| none.clone()),
+        ),
+        (
+            "phone_number",
+            user.phone_number()
+                .map(str::to_owned)
+                .unwrap_or_else(|| none.clone()),
+        ),
+        (
+            "phone_number_verified",
+            user.phone_number_verified().to_string(),
+        ),
+        (
+            "mfa_preference",
+            user.attribute(PREFERENCE_ATTRIBUTE)
+                .map(str::to_owned)
+                .unwrap_or_else(|| "not set".to_owned()),
+        ),
+    ];
+    for (k, v) in rows {
+        let _ = writeln!(out, "{k:<22}{v}");
+    }
+    out
+}
+
+fn status_report(user: &User) -> Report {
+    Report {
+        json: status_json(user),
+        text: status_text(user),
+    }
+}
+
+/// Runs one command against `pool_id`.
+pub async fn execute<A: UserPoolAdmin>(
+    admin: &A,
+    config: &MfaConfig,
+    pool_id: &str,
+    command: &Command,
+) -> Result<Report, CliError> {
+    match command {
+        Command::Status { user } => {
+            let u = admin
+                .get_user(pool_id, user)
+                .await
+                .map_err(CliError::admin)?;
+            Ok(status_report(&u))
+        }
+        Command::SetPreference { user, preference } => {
+            let preference = MfaPreference::from(*preference);
+            let u = admin
+                .get_user(pool_id, user)
+                .await
+                .map_err(CliError::admin)?;
+            let settings = decide_set_preference(config, preference, u.phone_number().is_some())?;
+            admin
+                .set_mfa_preference(pool_id, user, settings)
+                .await
+                .map_err(|e| CliError::invalid(e, preference))?;
+            tracing::info!(user = %mask_username(user), preference = preference.as_str(), settings = %settings, "MFA preference set");
+            let after = admin
+                .get_user(pool_id, user)
+                .await
+                .map_err(CliError::admin)?;
+            Ok(status_report(&after))
+        }
+        Command::RecoverLostTotp { user, phone } => {
+            let recovery = decide_recover_lost_totp(config, phone)?;
+            // The user must exist before anything changes.
+            admin
+                .get_user(pool_id, user)
+                .await
+                .map_err(CliError::admin)?;
+            let mut done: Vec<String> = Vec::new();
+            let stop = |done: &[String], step: &str, error: AdminError| CliError::Incomplete {
+                done: done.to_vec(),
+                failed: step.to_owned(),
+                remaining: RECOVERY_STEPS
+                    .iter()
+                    .skip_while(|s| **s != step)
+                    .map(|s| (*s).to_owned())
+                    .collect(),
+                error: Box::new(CliError::admin(error)),
+            };
+            if let Err(e) = admin
+                .update_attributes(pool_id, user, &recovery.attributes)
+                .await
+            {
+                return Err(stop(&done, RECOVERY_STEPS[0], e));
+            }
+            done.push(RECOVERY_STEPS[0].to_owned());
+            if let Err(e) = admin
+                .set_mfa_preference(pool_id, user, recovery.settings)
+                .await
+            {
+                return Err(match CliError::invalid(e.clone(), MfaPreference::Sms) {
+                    CliError::Admin { .. } => stop(&done, RECOVERY_STEPS[1], e),
+                    other => other,
+                });
+            }
+            done.push(RECOVERY_STEPS[1].to_owned());
+            tracing::info!(user = %mask_username(user), phone = %auth_policy::redact::mask_phone(phone), "switched to SMS MFA after a lost authenticator");
+            // A thief with the lost device (or a copied secret) keeps no
+            // session: every refresh token is revoked.
+            if let Err(e) = admin.global_sign_out(pool_id, user).await {
+                return Err(stop(&done, RECOVERY_STEPS[2], e));
+            }
+            done.push(RECOVERY_STEPS[2].to_owned());
+            // No remembered device skips the new factor.
+            let devices = match admin.list_devices(pool_id, user).await {
+                Ok(d) => d,
+                Err(e) => return Err(stop(&done, RECOVERY_STEPS[3], e)),
+            };
+            for device in &devices {
+                match admin.forget_device(pool_id, user, &device.key).await {
+                    // Already gone: what the step wants.
+                    Ok(()) | Err(AdminError::DeviceNotFound { .. }) => {}
+                    Err(e) => return Err(stop(&done, RECOVERY_STEPS[3], e)),
+                }
+            }
+            done.push(format!(
+                "{} ({} forgotten)",
+                RECOVERY_STEPS[3],
+                devices.len()
+            ));
+            tracing::info!(user = %mask_username(user), devices = devices.len(), "signed out everywhere and remembered devices forgotten");
+            let after = admin
+                .get_user(pool_id, user)
+                .await
+                .map_err(CliError::admin)?;
+            let mut report = status_report(&after);
+            report.json["recovery_steps_done"] = json!(done);
+            report.text.push_str("\nrecovery steps done:\n");
+            for step in &done {
+                let _ = writeln!(report.text, "  done  {step}");
+            }
+            Ok(report)
+        }
+        Command::Devices { user } => {
+            let devices = admin
+                .list_devices(pool_id, user)
+                .await
+                .map_err(CliError::admin)?;
+            Ok(devices_report(user, &devices))
+        }
+        Command::ForgetDevice { user, device_key } => {
+            admin
+                .forget_device(pool_id, user, device_key)
+                .await
+                .map_err(CliError::admin)?;
+            Ok(Report {
+                json: json!({"username": user, "forgotten": device_key}),
+                text: format!("forgot device {device_key} of {user}\n"),
+            })
+        }
+        Command::ApplyPolicy {
+            user: Some(user), ..
+        } => {
+            let u = admin
+                .get_user(pool_id, user)
+                .await
+                .map_err(CliError::admin)?;
+            let outcome = apply_policy(admin, config, pool_id, &u).await;
+            let report = results_report(std::slice::from_ref(&outcome));
+            let asked = outcome.preference_or_sms();
+            match outcome.error {
+                Some(error) => Err(CliError::invalid(error, asked)),
+                None => Ok(report),
+            }
+        }
+        Command::ApplyPolicy { user: None, .. } => apply_policy_all(admin, config, pool_id).await,
+    }
+}
+
+fn devices_report(user: &str, devices: &[Device]) -> Report {
+    let mut text = String::new();
+    if devices.is_empty() {
+        let _ = writeln!(text, "{user} has no tracked devices");
+    } else {
+        let _ = writeln!(
+            text,
+            "{:<46} {:<14} {:<22} NAME",
+            "DEVICE_KEY", "REMEMBERED", "LAST_USED"
+        );
+        for d in devices {
+            let remembered = match d.remembered {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "unknown",
+            };
+            let _ = writeln!(
+                text,
+                "{:<46} {:<14} {:<22} {}",
+                d.key,
+                remembered,
+                d.last_authenticated.as_deref().unwrap_or("never"),
+                d.name.as_deref().unwrap_or("")
+            );
+        }
+    }
+    Report {
+        json: json!({"username": user, "devices": devices}),
+        text,
+    }
+}
+
+/// What apply-policy did for one user.
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyOutcome {
+    pub username: String,
+    /// `applied`, `skipped`, `kept` (already has MFA) or `failed`.
+    pub action: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preference: Option<MfaPreference>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settings: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+    #[serde(skip)]
+    pub error: Option<AdminError>,
+    #[serde(rename = "error", skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+}
+
+impl PolicyOutcome {
+    fn preference_or_sms(&self) -> MfaPreference {
+        self.preference.unwrap_or(MfaPreference::Sms)
+    }
+}
+
+/// The post-confirmation decision for an existing user. Federated users
+/// are skipped as in the trigger; users who already have a factor enabled
+/// are kept (a later choice by the user or an operator is not undone).
+pub fn decide_for_user(config: &MfaConfig, user: &User) -> MfaDecision {
+    if user.status.as_deref() == Some(EXTERNAL_PROVIDER) {
+        return MfaDecision::Skip {
+            reason: MfaSkipReason::ExternalProvider,
+        };
+    }
+    decide_mfa(
+        config,
+        user.attribute(PREFERENCE_ATTRIBUTE),
+        user.phone_number().is_some(),
+    )
+}
+
+async fn apply_policy<A: UserPoolAdmin>(
+    admin: &A,
+    config: &MfaConfig,
+    pool_id: &str,
+    user: &User,
+) -> PolicyOutcome {
+    let mut outcome = PolicyOutcome {
+        username: user.username.clone(),
+        action: "skipped",
+        preference: None,
+        settings: None,
+        reason: None,
+        error: None,
+        error_message: None,
+    };
+    match decide_for_user(config, user) {
+        MfaDecision::Skip { reason } => {
+            outcome.reason = Some(reason.as_str());
+            if reason.is_warning() {
+                tracing::warn!(user = %mask_username(&user.username), reason = reason.as_str(), "policy not applied");
+            }
+        }
+        MfaDecision::Apply { preference, .. } if !user.mfa.enabled.is_empty() => {
+            outcome.action = "kept";
+            outcome.preference = Some(preference);
+            outcome.reason = Some("already_has_mfa");
+        }
+        MfaDecision::Apply {
+            preference,
+            settings,
+        } => {
+            outcome.preference = Some(preference);
+            outcome.settings = Some(settings.to_string());
+            match admin
+                .set_mfa_preference(pool_id, &user.username, settings)
+                .await
+            {
+                Ok(()) => {
+                    outcome.action = "applied";
+                    tracing::info!(user = %mask_username(&user.username), preference = preference.as_str(), "policy applied");
+                }
+                Err(error) => {
+                    outcome.action = "failed";
+                    outcome.error_message =
+                        Some(CliError::invalid(error.clone(), preference).to_string());
+                    outcome.error = Some(error);
+                }
+            }
+        }
+    }
+    outcome
+}
+
+fn results_report(results: &[PolicyOutcome]) -> Report {
+    let mut text = String::new();
+    for r in results {
+        let _ = write!(text, "{}: {}", r.username, r.action);
+        if let Some(p) = r.preference {
+            let _ = write!(text, " {p}");
+        }
+        if let Some(s) = &r.settings {
+            let _ = write!(text, " ({s})");
+        }
+        if let Some(reason) = r.reason {
+            let _ = write!(text, " [{reason}]");
+        }
+        if let Some(e) = &r.error_message {
+            let _ = write!(text, ": {e}");
+        }
+        text.push('\n');
+    }
+    Report {
+        json: json!({ "results": results }),
+        text,
+    }
+}
+
+async fn apply_policy_all<A: UserPoolAdmin>(
+    admin: &A,
+    config: &MfaConfig,
+    pool_id: &str,
+) -> Result<Report, CliError> {
+    let mut results = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = admin
+            .list_users(pool_id, token.as_deref())
+            .await
+            .map_err(CliError::admin)?;
+        for summary in &page.users {
+            let outcome = match admin.get_user(pool_id, &summary.username).await {
+                Ok(user) => apply_policy(admin, config, pool_id, &user).await,
+                Err(error) => PolicyOutcome {
+                    username: summary.username.clone(),
+                    action: "failed",
+                    preference: None,
+                    settings: None,
+                    reason: None,
+                    error_message: Some(CliError::admin(error.clone()).to_string()),
+                    error: Some(error),
+                },
+            };
+            results.push(outcome);
+        }
+        match page.next {
+            Some(next) if token.as_deref() != Some(next.as_str()) => token = Some(next),
+            _ => break,
+        }
+    }
+    let failed = results.iter().filter(|r| r.action == "failed").count();
+    let mut report = results_report(&results);
+    let count = |a: &str| results.iter().filter(|r| r.action == a).count();
+    let _ = writeln!(
+        report.text,
+        "{} users: {} applied, {} kept, {} skipped, {} failed",
+        results.len(),
+        count("applied"),
+        count("kept"),
+        count("skipped"),
+        failed
+    );
+    if failed > 0 {
+        // The per-user results are still printed, before the error line.
+        return Err(CliError::Partial {
+            failed,
+            total: results.len(),
+            report,
+        });
+    }
+    Ok(report)
+}

@@ -1,0 +1,359 @@
+//! Picks the handler for an event by its `triggerSource`, and runs it with
+//! the sample's configuration and fresh in-memory fakes.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::expect::{Failure, Run};
+
+fn failure(error_type: &str, message: impl Into<String>) -> Failure {
+    Failure {
+        error_type: error_type.to_owned(),
+        message: message.into(),
+    }
+}
+
+fn config_failure(e: impl std::fmt::Display) -> Run {
+    Run {
+        result: Err(failure(
+            lambda_host::error_type::INVALID_CONFIGURATION,
+            e.to_string(),
+        )),
+        effects: Value::Null,
+    }
+}
+
+/// Runs `event` through one function's handler (by package name = binary =
+/// `functions/` and `events/` folder), whatever its
+/// `triggerSource` says, as that function's Lambda binary would: what the
+/// fuzzer and the bad-input census use. `None` for an unknown function name.
+pub async fn run_function(
+    function: &str,
+    event: Value,
+    env: &BTreeMap<String, String>,
+) -> Option<Run> {
+    Some(match function {
+        "pre-sign-up" => pre_sign_up(event, env),
+        "define-auth-challenge" => define_auth_challenge(event, env),
+        "create-auth-challenge" => create_auth_challenge(event, env).await,
+        "verify-auth-challenge" => verify_auth_challenge(event, env),
+        "custom-sms-sender" => custom_sms_sender(event, env).await,
+        "post-confirmation" => post_confirmation(event, env).await,
+        "pre-authentication" => pre_authentication(event, env).await,
+        _ => return None,
+    })
+}
+
+/// Runs `event` through the handler its `triggerSource` names.
+pub async fn run(event: Value, env: &BTreeMap<String, String>) -> Run {
+    let trigger = lambda_host::events::trigger_source(&event)
+        .unwrap_or_default()
+        .to_owned();
+    let prefix = trigger.split('_').next().unwrap_or_default();
+    match prefix {
+        "PreSignUp" => pre_sign_up(event, env),
+        "DefineAuthChallenge" => define_auth_challenge(event, env),
+        "CreateAuthChallenge" => create_auth_challenge(event, env).await,
+        "VerifyAuthChallengeResponse" => verify_auth_challenge(event, env),
+        "CustomSMSSender" => custom_sms_sender(event, env).await,
+        "PostConfirmation" => post_confirmation(event, env).await,
+        "PreAuthentication" => pre_authentication(event, env).await,
+        _ => Run {
+            result: Err(failure(
+                "UnknownTrigger",
+                format!(
+                    "triggerSource {trigger:?} is not one this project handles (PreSignUp_*, PreAuthentication_*, PostConfirmation_*, CustomSMSSender_*, DefineAuthChallenge_*, CreateAuthChallenge_*, VerifyAuthChallengeResponse_*)"
+                ),
+            )),
+            effects: Value::Null,
+        },
+    }
+}
+
+fn pre_sign_up(event: Value, env: &BTreeMap<String, String>) -> Run {
+    let config = match auth_policy::SignUpConfig::from_source(env) {
+        Ok(c) => c,
+        Err(e) => return config_failure(e),
+    };
+    Run {
+        result: pre_sign_up::handle(&config, event)
+            .map_err(|e| Failure::from(lambda_runtime::Diagnostic::from(e))),
+        effects: Value::Null,
+    }
+}
+
+/// An in-memory user pool holding the event's user with the event's
+/// attributes, and the pool and user ids.
+fn pool_with_event_user(event: &Value) -> (cognito_admin::FakeUserPool, String, String) {
+    let pool = cognito_admin::FakeUserPool::new();
+    let pool_id = event
+        .get("userPoolId")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let user = event
+        .get("userName")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let attributes: Vec<(String, String)> = event
+        .pointer("/request/userAttributes")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    pool.add_user(
+        &pool_id,
+        &user,
+        attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    (pool, pool_id, user)
+}
+
+/// The MFA settings left on the user and the admin calls made: the effects
+/// of the two triggers that talk to the user pool.
+fn pool_effects(pool: &cognito_admin::FakeUserPool, pool_id: &str, user: &str) -> Value {
+    let mfa = pool
+        .user(pool_id, user)
+        .map(|u| serde_json::to_value(u.mfa).unwrap_or_default())
+        .unwrap_or_default();
+    serde_json::json!({ "mfa": mfa, "calls": pool.calls() })
+}
+
+/// Replay-only settings of a PreAuthentication sample (in its
+/// `.expected.json`'s `env`): what the in-memory pool holds before the run.
+/// `REPLAY_USER_MFA`: factors already enabled (`SMS_MFA`, `SOFTWARE_TOKEN_MFA`);
+/// `REPLAY_USER_ABSENT=true`: the user is not in the pool;
+/// `REPLAY_COGNITO_FAILS`: an operation (`AdminGetUser`,
+/// `AdminSetUserMFAPreference`) that finds Cognito unreachable.
+pub const REPLAY_USER_MFA: &str = "REPLAY_USER_MFA";
+pub const REPLAY_USER_ABSENT: &str = "REPLAY_USER_ABSENT";
+pub const REPLAY_COGNITO_FAILS: &str = "REPLAY_COGNITO_FAILS";
+
+/// The PreAuthentication guard against an in-memory pool holding the
+/// event's user (unless `REPLAY_USER_ABSENT`), with the factors of
+/// `REPLAY_USER_MFA`; the effects are the user's MFA settings afterwards and
+/// the admin calls made.
+async fn pre_authentication(event: Value, env: &BTreeMap<String, String>) -> Run {
+    use cognito_admin::UserPoolAdmin;
+    let config = match auth_policy::MfaConfig::from_source(env) {
+        Ok(c) => c,
+        Err(e) => return config_failure(e),
+    };
+    let (pool, pool_id, user) = pool_with_event_user(&event);
+    if env.get(REPLAY_USER_ABSENT).is_some_and(|v| v == "true") {
+        pool.remove_user(&pool_id, &user);
+    }
+    for factor in env
+        .get(REPLAY_USER_MFA)
+        .map(|v| v.split(',').map(str::trim).filter(|f| !f.is_empty()))
+        .into_iter()
+        .flatten()
+    {
+        let on = Some(auth_policy::MethodSetting {
+            enabled: true,
+            preferred: false,
+        });
+        let settings = match factor {
+            "SMS_MFA" => auth_policy::MfaSettings {
+                sms: on,
+                totp: None,
+            },
+            "SOFTWARE_TOKEN_MFA" => {
+                pool.associate_totp(&pool_id, &user);
+                auth_policy::MfaSettings {
+                    sms: None,
+                    totp: on,
+                }
+            }
+            other => return config_failure(format!("{REPLAY_USER_MFA}: unknown factor {other:?}")),
+        };
+        if let Err(e) = pool.set_mfa_preference(&pool_id, &user, settings).await {
+            return config_failure(format!("{REPLAY_USER_MFA}: {e}"));
+        }
+    }
+    let calls_before = pool.calls().len();
+    if let Some(operation) = env.get(REPLAY_COGNITO_FAILS) {
+        let operation: &'static str = match operation.as_str() {
+            "AdminGetUser" => "AdminGetUser",
+            "AdminSetUserMFAPreference" => "AdminSetUserMFAPreference",
+            other => {
+                return config_failure(format!(
+                    "{REPLAY_COGNITO_FAILS}: unknown operation {other:?}"
+                ));
+            }
+        };
+        pool.fail_operation(
+            operation,
+            cognito_admin::AdminError::Unreachable {
+                operation,
+                reason: "replay: the endpoint does not answer".to_owned(),
+            },
+        );
+    }
+    let result = pre_authentication::handle(&config, &pool, event)
+        .await
+        .map_err(|e| Failure::from(lambda_runtime::Diagnostic::from(e)));
+    let mut effects = pool_effects(&pool, &pool_id, &user);
+    effects["calls"] = serde_json::json!(pool.calls()[calls_before..]);
+    Run { result, effects }
+}
+
+/// The PostConfirmation handler against an in-memory user pool holding the
+/// event's user (with the event's attributes); the effects are the MFA
+/// settings the run left on that user, and the admin calls it made.
+async fn post_confirmation(event: Value, env: &BTreeMap<String, String>) -> Run {
+    let config = match auth_policy::MfaConfig::from_source(env) {
+        Ok(c) => c,
+        Err(e) => return config_failure(e),
+    };
+    let (pool, pool_id, user) = pool_with_event_user(&event);
+    let result = post_confirmation::handle(&config, &pool, event)
+        .await
+        .map_err(|e| Failure::from(lambda_runtime::Diagnostic::from(e)));
+    let mfa = pool
+        .user(&pool_id, &user)
+        .map(|u| serde_json::to_value(u.mfa).unwrap_or_default())
+        .unwrap_or_default();
+    Run {
+        result,
+        effects: serde_json::json!({ "mfa": mfa, "calls": pool.calls() }),
+    }
+}
+
+/// The CustomSMSSender handler with the DEVELOPMENT keyring (the samples'
+/// codes are encrypted with the repository's raw AES key, not KMS) and the
+/// in-memory outbox; the effects list each SMS with its phone masked.
+async fn custom_sms_sender(event: Value, env: &BTreeMap<String, String>) -> Run {
+    let messages = match sms_messages::Messages::from_source(env) {
+        Ok(m) => m,
+        Err(e) => return config_failure(e),
+    };
+    let decryptor = match dev_keyring::dev_decryptor().await {
+        Ok(d) => d,
+        Err(e) => return config_failure(e),
+    };
+    let outbox = sms_delivery::Outbox::new();
+    let deps = custom_sms_sender::Deps {
+        decryptor,
+        sender: outbox.clone(),
+        messages,
+    };
+    let result = custom_sms_sender::handle(&deps, event)
+        .await
+        .map_err(|e| Failure::from(lambda_runtime::Diagnostic::from(e)));
+    let sms: Vec<Value> = outbox
+        .messages()
+        .into_iter()
+        .map(|m| serde_json::json!({"to": auth_policy::redact::mask_phone(&m.phone), "text": m.text}))
+        .collect();
+    Run {
+        result,
+        effects: serde_json::json!({ "sms": sms }),
+    }
+}
+
+/// The secret replay hashes codes with when the sample sets no
+/// `CHALLENGE_SECRET`: for local runs only, never deployed. The samples under
+/// events/verify-auth-challenge/ carry code hashes made with it.
+pub const REPLAY_CHALLENGE_SECRET: &str = "replay-only-challenge-secret-never-deploy-this";
+
+fn challenge_secret(
+    env: &BTreeMap<String, String>,
+) -> Result<challenge_code::HashingSecret, challenge_code::SecretError> {
+    if env.contains_key(challenge_code::SECRET_VAR)
+        || env.contains_key(challenge_code::SECRET_ARN_VAR)
+    {
+        challenge_code::secret_from_env_only(env)
+    } else {
+        challenge_code::HashingSecret::new(
+            REPLAY_CHALLENGE_SECRET.as_bytes().to_vec(),
+            "replay's built-in secret",
+        )
+    }
+}
+
+/// Six digits in a row: the code in an SMS text, hidden in the effects.
+fn hide_codes(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let run = chars[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if run == 0 {
+            out.push(chars[i]);
+            i += 1;
+        } else {
+            if run == challenge_code::CODE_DIGITS {
+                out.push_str("******");
+            } else {
+                out.extend(&chars[i..i + run]);
+            }
+            i += run;
+        }
+    }
+    out
+}
+
+/// DefineAuthChallenge: pure, nothing but the policy.
+fn define_auth_challenge(event: Value, env: &BTreeMap<String, String>) -> Run {
+    let config = match define_auth_challenge::Config::from_source(env) {
+        Ok(c) => c,
+        Err(e) => return config_failure(e),
+    };
+    Run {
+        result: define_auth_challenge::handle(&config, event)
+            .map_err(|e| Failure::from(lambda_runtime::Diagnostic::from(e))),
+        effects: Value::Null,
+    }
+}
+
+/// CreateAuthChallenge with the in-memory outbox; the effects list each SMS
+/// with its phone masked and the code hidden (the code is only ever in the
+/// SMS itself).
+async fn create_auth_challenge(event: Value, env: &BTreeMap<String, String>) -> Run {
+    let settings = match create_auth_challenge::Settings::from_source(env) {
+        Ok(s) => s,
+        Err(e) => return config_failure(e),
+    };
+    let secret = match challenge_secret(env) {
+        Ok(s) => s,
+        Err(e) => return config_failure(e),
+    };
+    let outbox = sms_delivery::Outbox::new();
+    let deps = create_auth_challenge::Deps::new(settings, secret, outbox.clone());
+    let result = create_auth_challenge::handle(&deps, event, challenge_code::unix_now())
+        .await
+        .map_err(|e| Failure::from(lambda_runtime::Diagnostic::from(e)));
+    let sms: Vec<Value> = outbox
+        .messages()
+        .into_iter()
+        .map(|m| serde_json::json!({"to": auth_policy::redact::mask_phone(&m.phone), "text": hide_codes(&m.text)}))
+        .collect();
+    Run {
+        result,
+        effects: serde_json::json!({ "sms": sms }),
+    }
+}
+
+/// VerifyAuthChallengeResponse: the secret and the clock, nothing else.
+fn verify_auth_challenge(event: Value, env: &BTreeMap<String, String>) -> Run {
+    let secret = match challenge_secret(env) {
+        Ok(s) => s,
+        Err(e) => return config_failure(e),
+    };
+    Run {
+        result: verify_auth_challenge::handle(&secret, event, challenge_code::unix_now())
+            .map_err(|e| Failure::from(lambda_runtime::Diagnostic::from(e))),
+        effects: Value::Null,
+    }
+}

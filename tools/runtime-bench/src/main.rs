@@ -1,0 +1,276 @@
+//! `runtime-bench --plan PLAN.json`: measures function binaries the way Lambda
+//! runs them, under `lambda-harness` (our Runtime API), next to a floor.
+//!
+//! For every function of the plan, and for the floor (a bare lambda_runtime
+//! binary that echoes its event, built in the same profile with the same
+//! logging set-up):
+//! * cold init: spawn → first `GET /invocation/next`; cold start: init + the
+//!   first invocation; the median of `--cold` fresh processes each, taken in
+//!   interleaved rounds (floor, f1, f2, …, floor, f1, …) so that machine drift
+//!   hits every function alike;
+//! * warm latency: event out → response in, `--warm` invocations per
+//!   function, again in interleaved rounds, p50 and p99;
+//! * peak RSS (VmHWM) after the warm run; binary size and deployment-zip size
+//!   (the binary deflated as `bootstrap`).
+//!
+//! Results are printed as a Markdown table (ratios to the floor) and written
+//! as JSON with `--out`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use harness::runtime_api::RuntimeApi;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// The plan: a JSON array of {name, binary, env, event, kind} where kind is
+    /// "floor", "pure" or "aws"; exactly one floor.
+    #[arg(long)]
+    plan: PathBuf,
+    /// Warm invocations per function.
+    #[arg(long, default_value_t = 1000)]
+    warm: usize,
+    /// Cold starts per function.
+    #[arg(long, default_value_t = 20)]
+    cold: usize,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Entry {
+    name: String,
+    binary: PathBuf,
+    #[serde(default)]
+    env: Vec<(String, String)>,
+    event: Value,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Kind {
+    Floor,
+    Pure,
+    Aws,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Result1 {
+    name: String,
+    kind: Kind,
+    init_ms: f64,
+    cold_start_ms: f64,
+    warm_p50_us: f64,
+    warm_p99_us: f64,
+    warm_invocations: usize,
+    errors: usize,
+    peak_rss_mib: f64,
+    binary_mib: f64,
+    zip_mib: f64,
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn zip_size(binary: &PathBuf) -> Result<u64> {
+    let bytes = std::fs::read(binary).with_context(|| format!("reading {}", binary.display()))?;
+    let mut buf = std::io::Cursor::new(Vec::new());
+    {
+        let mut z = zip::ZipWriter::new(&mut buf);
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .unix_permissions(0o755);
+        z.start_file("bootstrap", options)?;
+        z.write_all(&bytes)?;
+        z.finish()?;
+    }
+    Ok(buf.into_inner().len() as u64)
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let plan: Vec<Entry> = serde_json::from_str(
+        &std::fs::read_to_string(&args.plan)
+            .with_context(|| format!("reading {}", args.plan.display()))?,
+    )
+    .context("the plan is not valid")?;
+    if plan.iter().filter(|e| e.kind == Kind::Floor).count() != 1 {
+        bail!("the plan needs exactly one entry of kind \"floor\"");
+    }
+    for e in &plan {
+        if !e.binary.is_file() {
+            bail!(
+                "{}: {} does not exist (build it first)",
+                e.name,
+                e.binary.display()
+            );
+        }
+    }
+    let api = RuntimeApi::start().await?;
+
+    // Cold: interleaved rounds of fresh processes.
+    let mut inits: Vec<Vec<Duration>> = vec![Vec::new(); plan.len()];
+    let mut colds: Vec<Vec<Duration>> = vec![Vec::new(); plan.len()];
+    for round in 0..args.cold {
+        for (i, e) in plan.iter().enumerate() {
+            let mut f = api.spawn(&e.binary, &e.env).await?;
+            let init = f
+                .ready(Duration::from_secs(10))
+                .await
+                .map_err(|err| anyhow::anyhow!("{}: {err}", e.name))?;
+            let (_, first) = f
+                .invoke(&e.event)
+                .await
+                .map_err(|err| anyhow::anyhow!("{}: {err}", e.name))?;
+            f.finish().await;
+            inits[i].push(init);
+            colds[i].push(init + first);
+        }
+        eprint!("\rcold round {}/{}", round + 1, args.cold);
+    }
+    eprintln!();
+
+    // Warm: one process per function, invoked in interleaved chunks.
+    let apis = {
+        let mut v = Vec::new();
+        for _ in &plan {
+            v.push(RuntimeApi::start().await?);
+        }
+        v
+    };
+    let mut procs = Vec::new();
+    for (e, api) in plan.iter().zip(&apis) {
+        let mut f = api.spawn(&e.binary, &e.env).await?;
+        f.ready(Duration::from_secs(10))
+            .await
+            .map_err(|err| anyhow::anyhow!("{}: {err}", e.name))?;
+        for _ in 0..20 {
+            f.invoke(&e.event)
+                .await
+                .map_err(|err| anyhow::anyhow!("{}: {err}", e.name))?;
+        }
+        procs.push(f);
+    }
+    let chunk = 50.max(args.warm / 20);
+    let mut lat: Vec<Vec<Duration>> = vec![Vec::new(); plan.len()];
+    let mut errors = vec![0usize; plan.len()];
+    while lat.iter().any(|l| l.len() < args.warm) {
+        for (i, (e, f)) in plan.iter().zip(procs.iter_mut()).enumerate() {
+            let n = chunk.min(args.warm - lat[i].len());
+            for _ in 0..n {
+                let (answer, d) = f
+                    .invoke(&e.event)
+                    .await
+                    .map_err(|err| anyhow::anyhow!("{}: {err}", e.name))?;
+                if answer.is_error() && e.kind != Kind::Floor {
+                    errors[i] += 1;
+                }
+                lat[i].push(d);
+            }
+        }
+        let done: usize = lat.iter().map(Vec::len).sum();
+        eprint!("\rwarm {done}/{}", args.warm * plan.len());
+    }
+    eprintln!();
+    let mut results = Vec::new();
+    for (i, (e, f)) in plan.iter().zip(procs).enumerate() {
+        let finished = f.finish().await;
+        let mut sorted = lat[i].clone();
+        sorted.sort();
+        results.push(Result1 {
+            name: e.name.clone(),
+            kind: e.kind,
+            init_ms: median(inits[i].clone()).as_secs_f64() * 1e3,
+            cold_start_ms: median(colds[i].clone()).as_secs_f64() * 1e3,
+            warm_p50_us: percentile(&sorted, 50.0).as_secs_f64() * 1e6,
+            warm_p99_us: percentile(&sorted, 99.0).as_secs_f64() * 1e6,
+            warm_invocations: sorted.len(),
+            errors: errors[i],
+            peak_rss_mib: finished.peak_rss_kib.unwrap_or_default() as f64 / 1024.0,
+            binary_mib: std::fs::metadata(&e.binary)?.len() as f64 / MIB,
+            zip_mib: zip_size(&e.binary)? as f64 / MIB,
+        });
+    }
+    print_table(&results);
+    if let Some(out) = args.out {
+        std::fs::write(&out, serde_json::to_string_pretty(&results)?)?;
+    }
+    Ok(())
+}
+
+fn print_table(results: &[Result1]) {
+    let Some(floor) = results.iter().find(|r| r.kind == Kind::Floor) else {
+        return;
+    };
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+    let mut out = String::new();
+    out.push_str("| function | kind | init ms (×floor) | cold start ms (×floor) | warm p50 µs (×floor) | warm p99 µs (×floor) | errors | peak RSS MiB | binary MiB | zip MiB |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+    for r in results {
+        out.push_str(&format!(
+            "| {} | {:?} | {:.2} ({:.2}×) | {:.2} ({:.2}×) | {:.0} ({:.2}×) | {:.0} ({:.2}×) | {}/{} | {:.1} | {:.2} | {:.2} |\n",
+            r.name,
+            r.kind,
+            r.init_ms,
+            ratio(r.init_ms, floor.init_ms),
+            r.cold_start_ms,
+            ratio(r.cold_start_ms, floor.cold_start_ms),
+            r.warm_p50_us,
+            ratio(r.warm_p50_us, floor.warm_p50_us),
+            r.warm_p99_us,
+            ratio(r.warm_p99_us, floor.warm_p99_us),
+            r.errors,
+            r.warm_invocations,
+            r.peak_rss_mib,
+            r.binary_mib,
+            r.zip_mib,
+        ));
+    }
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(out.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_pick_the_nearest_rank() {
+        let v: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&v, 50.0), Duration::from_millis(50));
+        assert_eq!(percentile(&v, 99.0), Duration::from_millis(99));
+        assert_eq!(percentile(&v, 100.0), Duration::from_millis(100));
+        assert_eq!(percentile(&v[..1], 99.0), Duration::from_millis(1));
+        assert_eq!(percentile(&[], 50.0), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_median_is_the_middle_value() {
+        let v = vec![
+            Duration::from_millis(3),
+            Duration::from_millis(1),
+            Duration::from_millis(2),
+        ];
+        assert_eq!(median(v), Duration::from_millis(2));
+    }
+}
