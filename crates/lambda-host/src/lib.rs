@@ -23,6 +23,7 @@ use std::fmt::Display;
 use std::str::FromStr;
 
 pub mod events;
+pub mod metrics;
 
 /// The `errorType` strings every function shares (each function's own
 /// refusals are named by its error enum).

@@ -23,6 +23,7 @@
 //! keys use their SHA-256.
 
 mod dynamo;
+pub mod gate;
 mod memory;
 pub mod spec;
 
@@ -32,6 +33,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 pub use dynamo::DynamoLimiter;
+pub use gate::{FailMode, Refusal, SendGate, Verdict};
 pub use memory::MemoryLimiter;
 pub use spec::{LimitConfigError, LimitKind, LimitSpec, Limits};
 

@@ -31,6 +31,7 @@ use lambda_host::events::cognito::{
 use lambda_runtime::Diagnostic;
 use serde_json::Value;
 use sms_delivery::{SmsError, SmsSender};
+use sms_limits::{FailMode, Limiter, Outgoing, Refusal, SendGate, Verdict};
 use sms_messages::{MessageConfigError, MessageKind, Messages};
 use thiserror::Error;
 
@@ -107,23 +108,35 @@ fn micros(d: Duration) -> u64 {
 }
 
 /// What the handler borrows: built once in `main`.
-pub struct Deps<S> {
+pub struct Deps<S, L> {
     pub settings: Settings,
     pub secret: HashingSecret,
     pub sender: S,
     pub latency: LatencyMask,
+    /// The SMS country policy and limits (and the wrong-code lockout).
+    pub gate: SendGate<L>,
 }
 
-impl<S> Deps<S> {
-    pub fn new(settings: Settings, secret: HashingSecret, sender: S) -> Self {
+impl<S, L> Deps<S, L> {
+    pub fn new(settings: Settings, secret: HashingSecret, sender: S, gate: SendGate<L>) -> Self {
         Self {
             settings,
             secret,
             sender,
             latency: LatencyMask::new(LatencyMask::INITIAL),
+            gate,
         }
     }
 }
+
+/// What the user reads when too many wrong codes lock them out
+/// (`CreateAuthChallenge failed with error <this>.`).
+pub const LOCKED_OUT_MESSAGE: &str =
+    "Too many wrong codes. Please wait before you try to sign in again.";
+/// What the user reads when the send gate refuses the SMS: it names no
+/// list and no limit.
+pub const SMS_REFUSED_MESSAGE: &str =
+    "A code cannot be sent to this phone number right now. Please try again later.";
 
 #[derive(Debug, Error)]
 pub enum CreateError {
@@ -137,6 +150,12 @@ pub enum CreateError {
     SmsNotSent(#[from] SmsError),
     #[error(transparent)]
     Random(#[from] RandomError),
+    /// `CODE_FAILURES_PER_USER` reached: no new code until the window passes.
+    #[error("{LOCKED_OUT_MESSAGE}")]
+    LockedOut,
+    /// The send gate refused the SMS (details in the log line).
+    #[error("{SMS_REFUSED_MESSAGE}")]
+    SmsRefused(Refusal),
 }
 
 impl From<CreateError> for Diagnostic {
@@ -146,6 +165,10 @@ impl From<CreateError> for Diagnostic {
             CreateError::UnexpectedChallenge(_) => "UnexpectedChallenge",
             CreateError::SmsNotSent(_) => "SmsNotSent",
             CreateError::Random(_) => "RandomFailure",
+            CreateError::LockedOut => "CodeLockout",
+            CreateError::SmsRefused(Refusal::Limited(..)) => "RateLimited",
+            CreateError::SmsRefused(Refusal::Country(_)) => "CountryNotAllowed",
+            CreateError::SmsRefused(Refusal::Unavailable(_)) => "LimitsUnavailable",
         };
         Diagnostic {
             error_type: error_type.to_owned(),
@@ -156,8 +179,8 @@ impl From<CreateError> for Diagnostic {
 
 /// Handles one CreateAuthChallenge event given as JSON, at unix time `now`;
 /// returns the whole event with its `response` filled in.
-pub async fn handle<S: SmsSender>(
-    deps: &Deps<S>,
+pub async fn handle<S: SmsSender, L: Limiter>(
+    deps: &Deps<S, L>,
     event: Value,
     now: u64,
 ) -> Result<Value, CreateError> {
@@ -171,6 +194,11 @@ pub async fn handle<S: SmsSender>(
     let user = event
         .cognito_event_user_pools_header
         .user_name
+        .clone()
+        .unwrap_or_default();
+    let pool = event
+        .cognito_event_user_pools_header
+        .user_pool_id
         .clone()
         .unwrap_or_default();
     let last = request.session.last().map(|entry| match entry {
@@ -200,6 +228,9 @@ pub async fn handle<S: SmsSender>(
             stamp
         }
         CodePlan::Fresh => {
+            if !request.user_not_found {
+                refuse_if_locked_out(deps, &pool, &user, now).await?;
+            }
             let code = OneTimeCode::generate()?;
             let stamp = CodeStamp::issue(
                 &deps.secret,
@@ -218,33 +249,10 @@ pub async fn handle<S: SmsSender>(
                     user_not_found = true,
                     "unknown user: plausible challenge, nothing sent"
                 );
+                stamp
             } else {
-                let attrs = &request.user_attributes;
-                let phone = attrs.get("phone_number").map(String::as_str).unwrap_or("");
-                let locale = attrs
-                    .get("locale")
-                    .or_else(|| request.client_metadata.get("locale"))
-                    .map(String::as_str);
-                let text = deps.settings.messages.render(
-                    MessageKind::Authentication,
-                    locale,
-                    code.reveal(),
-                    &user,
-                );
-                let started = Instant::now();
-                let sent = deps.sender.send(phone, &text).await;
-                deps.latency.record(started.elapsed());
-                let message_id = sent?;
-                tracing::info!(
-                    attempt,
-                    code = "fresh",
-                    expires_at = stamp.expires_at,
-                    to = %mask_phone(phone),
-                    message_id = %message_id,
-                    "code sent by SMS"
-                );
+                send_code(deps, &event, &pool, &user, &code, stamp, attempt, now).await?
             }
-            stamp
         }
     };
 
@@ -261,6 +269,124 @@ pub async fn handle<S: SmsSender>(
     Ok(lambda_host::events::to_value(&event)?)
 }
 
+/// Refuses a new code while the user's wrong codes of the window reach
+/// `CODE_FAILURES_PER_USER`. A table that cannot be read fails open: a
+/// sign-in code must not be blocked by an outage (logged and counted).
+async fn refuse_if_locked_out<S, L: Limiter>(
+    deps: &Deps<S, L>,
+    pool: &str,
+    user: &str,
+    now: u64,
+) -> Result<(), CreateError> {
+    let Some(limiter) = &deps.gate.limiter else {
+        return Ok(());
+    };
+    match limiter.code_failures(pool, user, now).await {
+        Ok(failures) if sms_limits::is_locked_out(limiter.limits(), failures) => {
+            tracing::warn!(
+                failures,
+                "sign-in refused: too many wrong codes in the window; no code sent"
+            );
+            lambda_host::metrics::count("SmsRefused", &[("Reason", "code_lockout")]);
+            Err(CreateError::LockedOut)
+        }
+        Ok(_) => Ok(()),
+        Err(e) => {
+            tracing::warn!(
+                "the wrong-code count could not be read, going on (fail open for sign-in): {e}"
+            );
+            lambda_host::metrics::count("SmsFailOpen", &[("Reason", "code_lockout")]);
+            Ok(())
+        }
+    }
+}
+
+/// Asks the send gate, then sends the code. Cognito's retry of this very
+/// event (same session) finds the send recorded and answers with the stamp
+/// of the code already sent, which the gate keeps as the record's memo.
+#[allow(clippy::too_many_arguments)]
+async fn send_code<S: SmsSender, L: Limiter>(
+    deps: &Deps<S, L>,
+    event: &CognitoEventUserPoolsCreateAuthChallenge,
+    pool: &str,
+    user: &str,
+    code: &OneTimeCode,
+    stamp: CodeStamp,
+    attempt: usize,
+    now: u64,
+) -> Result<CodeStamp, CreateError> {
+    let request = &event.request;
+    let attrs = &request.user_attributes;
+    let phone = attrs.get("phone_number").map(String::as_str).unwrap_or("");
+    let session = serde_json::to_string(&request.session).unwrap_or_default();
+    let outgoing = Outgoing {
+        pool,
+        user,
+        phone,
+        dedup: Some(sms_limits::dedup_key(
+            pool,
+            user,
+            "CreateAuthChallenge",
+            &session,
+        )),
+        memo: Some(stamp.to_metadata()),
+        now,
+    };
+    let country =
+        phone_country::country_of(phone).map_or_else(|| "none".to_owned(), |c| c.to_string());
+    match deps.gate.check(&outgoing, FailMode::Open).await {
+        Verdict::Send { failed_open } => {
+            if failed_open {
+                tracing::warn!(to = %mask_phone(phone), "the SMS limits could not be checked: sending anyway (fail open for sign-in)");
+                lambda_host::metrics::count("SmsFailOpen", &[("Reason", "create_auth_challenge")]);
+            }
+        }
+        Verdict::Duplicate { memo } => {
+            if let Some(first) = memo.as_deref().and_then(CodeStamp::from_metadata) {
+                tracing::info!(attempt, code = "reused", to = %mask_phone(phone), "Cognito retried this challenge: the code sent for it stands; no SMS");
+                lambda_host::metrics::count("SmsDuplicate", &[]);
+                return Ok(first);
+            }
+        }
+        Verdict::Refused(refusal) => {
+            tracing::warn!(to = %mask_phone(phone), reason = refusal.as_str(), country = %country, "code not sent: the send gate refused it");
+            lambda_host::metrics::count(
+                "SmsRefused",
+                &[("Reason", refusal.as_str()), ("Country", &country)],
+            );
+            return Err(CreateError::SmsRefused(refusal));
+        }
+    }
+    let locale = attrs
+        .get("locale")
+        .or_else(|| request.client_metadata.get("locale"))
+        .map(String::as_str);
+    let text =
+        deps.settings
+            .messages
+            .render(MessageKind::Authentication, locale, code.reveal(), user);
+    let started = Instant::now();
+    let sent = deps.sender.send(phone, &text).await;
+    deps.latency.record(started.elapsed());
+    let message_id = match sent {
+        Ok(id) => id,
+        Err(e) => {
+            deps.gate.send_failed(&outgoing).await;
+            return Err(e.into());
+        }
+    };
+    lambda_host::metrics::count("SmsSent", &[("Country", &country)]);
+    tracing::info!(
+        attempt,
+        code = "fresh",
+        expires_at = stamp.expires_at,
+        to = %mask_phone(phone),
+        message_id = %message_id,
+        "code sent by SMS"
+    );
+    Ok(stamp)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,11 +396,12 @@ mod tests {
     const SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
     const NOW: u64 = 1_700_000_000;
 
-    fn deps() -> Deps<Outbox> {
+    fn deps() -> Deps<Outbox, sms_limits::MemoryLimiter> {
         Deps::new(
             Settings::from_source(&[("CODE_TTL_SECONDS", "180")][..]).unwrap(),
             HashingSecret::new(SECRET.to_vec(), "test").unwrap(),
             Outbox::new(),
+            SendGate::new(Default::default(), None),
         )
     }
 

@@ -1,16 +1,21 @@
-//! The `create-auth-challenge` Lambda binary: settings, the hashing secret
-//! and the SNS client are built once at init; the handler is in `lib.rs`.
+//! The `create-auth-challenge` Lambda binary: settings, the hashing secret,
+//! the SNS client, the SMS country policy and the limits table's client are
+//! built once at init; the handler is in `lib.rs`.
 
 use challenge_code::HashingSecret;
 use create_auth_challenge::{Deps, Settings};
 use lambda_runtime::{LambdaEvent, service_fn};
+use phone_country::CountryPolicy;
 use serde_json::Value;
 use sms_delivery::{SenderIdentity, SnsSender};
+use sms_limits::{DynamoLimiter, Limits, SendGate};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_host::init_logging();
     let settings = lambda_host::init(Settings::from_source(&lambda_host::env_var)).await?;
+    let countries = lambda_host::init(CountryPolicy::from_source(&lambda_host::env_var)).await?;
+    let limits = lambda_host::init(Limits::from_source(&lambda_host::env_var)).await?;
     let config = sdk_config::load(sdk_config::Budget::SYNC_TRIGGER).await;
     let secret =
         lambda_host::init(HashingSecret::load_with(&lambda_host::env_var, &config).await).await?;
@@ -18,7 +23,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         aws_sdk_sns::Client::new(&config),
         SenderIdentity::from_source(&lambda_host::env_var),
     );
-    let deps = &Deps::new(settings, secret, sender);
+    let limiter = DynamoLimiter::new(aws_sdk_dynamodb::Client::new(&config), limits);
+    let deps = &Deps::new(settings, secret, sender, SendGate::new(countries, limiter));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         create_auth_challenge::handle(deps, event.payload, challenge_code::unix_now()).await
     }))

@@ -11,8 +11,10 @@
 //! carries the code, the temporary password or the full phone number.
 //!
 //! The order of the checks spends nothing on a request that cannot be
-//! delivered: the event is parsed, the phone number checked, and only then
-//! is the code decrypted (one KMS call) and the SMS published.
+//! delivered: the event is parsed, the phone number checked, the send gate
+//! asked (the country policy, then the limits shared in DynamoDB, which also
+//! skip an event already sent), and only then is the code decrypted (one KMS
+//! call) and the SMS published.
 
 use auth_policy::redact::mask_phone;
 use code_decrypt::{CodeDecryptor, DecryptError};
@@ -21,15 +23,17 @@ use lambda_host::events::custom_sms_sender::{CustomSmsSenderEvent, TRIGGER};
 use lambda_runtime::Diagnostic;
 use serde_json::Value;
 use sms_delivery::{SmsError, SmsSender};
+use sms_limits::{FailMode, Limiter, Outgoing, Refusal, SendGate, Verdict};
 use sms_messages::{MessageKind, Messages};
 use thiserror::Error;
 
 /// What the handler needs: built once at init, borrowed by every call.
 #[derive(Debug)]
-pub struct Deps<D, S> {
+pub struct Deps<D, S, L> {
     pub decryptor: D,
     pub sender: S,
     pub messages: Messages,
+    pub gate: SendGate<L>,
 }
 
 #[derive(Debug, Error)]
@@ -50,6 +54,21 @@ pub enum SenderError {
     Decrypt(DecryptError),
     #[error(transparent)]
     Sms(#[from] SmsError),
+    /// The send gate said no: nothing was decrypted or sent.
+    #[error("SMS to {masked} not sent: {}", describe(refusal))]
+    Refused { masked: String, refusal: Refusal },
+}
+
+fn describe(refusal: &Refusal) -> String {
+    match refusal {
+        Refusal::Country(c) => format!("the SMS country policy refuses it ({})", c.as_str()),
+        Refusal::Limited(kind, spec) => format!(
+            "the {} limit {spec} ({}) is reached",
+            kind.as_str(),
+            kind.variable()
+        ),
+        Refusal::Unavailable(e) => format!("{e}; this kind of SMS is not sent without its limits"),
+    }
 }
 
 impl SenderError {
@@ -67,6 +86,18 @@ impl SenderError {
             Self::Sms(SmsError::NoPhone) => "NoPhoneNumber",
             Self::Sms(SmsError::InvalidPhone { .. }) => "InvalidPhoneNumber",
             Self::Sms(_) => "SmsNotSent",
+            Self::Refused {
+                refusal: Refusal::Limited(..),
+                ..
+            } => "RateLimited",
+            Self::Refused {
+                refusal: Refusal::Country(_),
+                ..
+            } => "CountryNotAllowed",
+            Self::Refused {
+                refusal: Refusal::Unavailable(_),
+                ..
+            } => "LimitsUnavailable",
         }
     }
 }
@@ -134,10 +165,11 @@ pub fn html_unescape(text: &str) -> String {
 
 /// Handles one CustomSMSSender event given as JSON. `Ok` means the SMS was
 /// handed to the sender; the value is `null` (Cognito reads no response).
-pub async fn handle<D, S>(deps: &Deps<D, S>, event: Value) -> Result<Value, SenderError>
+pub async fn handle<D, S, L>(deps: &Deps<D, S, L>, event: Value) -> Result<Value, SenderError>
 where
     D: CodeDecryptor,
     S: SmsSender,
+    L: Limiter,
 {
     // The trigger source as sent, for the log line even when the
     // event is refused before it parses.
@@ -167,8 +199,11 @@ where
         .unwrap_or_default();
     let pool = event.header.user_pool_id.as_deref().unwrap_or_default();
     match &result {
-        Ok(()) => {
+        Ok(Delivered::Sent) => {
             tracing::info!(trigger = %source, user_pool = pool, to = %phone, outcome = "sent", "SMS sent")
+        }
+        Ok(Delivered::AlreadySent) => {
+            tracing::info!(trigger = %source, user_pool = pool, to = %phone, outcome = "duplicate", "SMS already sent for this event: not sent again")
         }
         Err(e) => tracing::error!(
             trigger = %source,
@@ -179,13 +214,46 @@ where
             "SMS not sent: {e}"
         ),
     }
-    result.map(|()| Value::Null)
+    result.map(|_| Value::Null)
 }
 
-async fn deliver<D, S>(deps: &Deps<D, S>, event: &CustomSmsSenderEvent) -> Result<(), SenderError>
+/// What happened to an event that was not refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivered {
+    Sent,
+    AlreadySent,
+}
+
+/// Codes an anonymous caller can make the pool send at will fail closed
+/// when the limits cannot be checked; sign-in codes, invitations an
+/// operator sends and security notices fail open.
+pub fn fail_mode(kind: MessageKind) -> FailMode {
+    match kind {
+        MessageKind::SignUp
+        | MessageKind::ResendCode
+        | MessageKind::ForgotPassword
+        | MessageKind::UpdateUserAttribute
+        | MessageKind::VerifyUserAttribute => FailMode::Closed,
+        MessageKind::Authentication
+        | MessageKind::AdminCreateUser
+        | MessageKind::AccountTakeOverNotification => FailMode::Open,
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+async fn deliver<D, S, L>(
+    deps: &Deps<D, S, L>,
+    event: &CustomSmsSenderEvent,
+) -> Result<Delivered, SenderError>
 where
     D: CodeDecryptor,
     S: SmsSender,
+    L: Limiter,
 {
     let source = event.header.trigger_source.ok_or_else(|| EventError::Unsupported {
         kind: TRIGGER,
@@ -206,14 +274,74 @@ where
         // An invitation must say which username the password belongs to.
         return Err(SenderError::MissingField { field: "userName" });
     }
+    // The gate, before anything is decrypted. The encrypted code makes the
+    // event's de-duplication key: Lambda's retry of this event carries the
+    // same one, Cognito's next code another.
+    let pool_id = event.header.user_pool_id.as_deref().unwrap_or_default();
+    let country =
+        phone_country::country_of(phone).map_or_else(|| "none".to_owned(), |c| c.to_string());
+    let outgoing = Outgoing {
+        pool: pool_id,
+        user: user_name,
+        phone,
+        dedup: Some(sms_limits::dedup_key(
+            pool_id,
+            user_name,
+            source.as_str(),
+            event.request.code.as_deref().unwrap_or_default(),
+        )),
+        memo: None,
+        now: unix_now(),
+    };
+    match deps.gate.check(&outgoing, fail_mode(kind)).await {
+        Verdict::Send { failed_open } => {
+            if failed_open {
+                tracing::warn!(trigger = source.as_str(), to = %mask_phone(phone), "the SMS limits could not be checked: sending anyway (fail open for this kind of SMS)");
+                lambda_host::metrics::count("SmsFailOpen", &[("Reason", source.as_str())]);
+            }
+        }
+        Verdict::Duplicate { .. } => {
+            lambda_host::metrics::count("SmsDuplicate", &[]);
+            return Ok(Delivered::AlreadySent);
+        }
+        Verdict::Refused(refusal) => {
+            lambda_host::metrics::count(
+                "SmsRefused",
+                &[("Reason", refusal.as_str()), ("Country", &country)],
+            );
+            return Err(SenderError::Refused {
+                masked: mask_phone(phone),
+                refusal,
+            });
+        }
+    }
+    let result = send(deps, event, kind, source.as_str(), phone, user_name).await;
+    match &result {
+        Ok(()) => lambda_host::metrics::count("SmsSent", &[("Country", &country)]),
+        // The retry of this event must be able to send.
+        Err(_) => deps.gate.send_failed(&outgoing).await,
+    }
+    result.map(|()| Delivered::Sent)
+}
+
+async fn send<D, S, L>(
+    deps: &Deps<D, S, L>,
+    event: &CustomSmsSenderEvent,
+    kind: MessageKind,
+    source: &'static str,
+    phone: &str,
+    user_name: &str,
+) -> Result<(), SenderError>
+where
+    D: CodeDecryptor,
+    S: SmsSender,
+{
     let secret = if kind.has_code() {
         let code = event
             .request
             .code
             .as_deref()
-            .ok_or(SenderError::MissingCode {
-                trigger: source.as_str(),
-            })?;
+            .ok_or(SenderError::MissingCode { trigger: source })?;
         // The code must have been encrypted for this pool: without the
         // event's pool there is nothing to check it against (no KMS call).
         let pool = event

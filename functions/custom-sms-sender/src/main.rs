@@ -1,13 +1,16 @@
 //! The `custom-sms-sender` Lambda binary: the KMS keyring for `KEY_ARN`, the
-//! SNS client and the message catalogue are built once at init; a missing or
+//! SNS client, the message catalogue, the SMS country policy and the limits
+//! table's client are built once at init; a missing or
 //! bad setting fails the init phase with a message naming the variable. The
 //! handler is in `lib.rs`.
 
 use code_decrypt::EsdkDecryptor;
 use custom_sms_sender::Deps;
 use lambda_runtime::{LambdaEvent, service_fn};
+use phone_country::CountryPolicy;
 use serde_json::Value;
 use sms_delivery::{SenderIdentity, SnsSender};
+use sms_limits::{DynamoLimiter, Limits, SendGate};
 use sms_messages::Messages;
 
 #[tokio::main(flavor = "current_thread")]
@@ -15,6 +18,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_host::init_logging();
     let key_arn = lambda_host::init(code_decrypt::key_arn_from(&lambda_host::env_var)).await?;
     let messages = lambda_host::init(Messages::from_source(&lambda_host::env_var)).await?;
+    let countries = lambda_host::init(CountryPolicy::from_source(&lambda_host::env_var)).await?;
+    let limits = lambda_host::init(Limits::from_source(&lambda_host::env_var)).await?;
     // KMS then SNS, one after the other: each is bounded by the budget's
     // 2 s operation timeout, so both fit the function's 5 s timeout.
     let sdk = sdk_config::load(sdk_config::Budget::SYNC_TRIGGER).await;
@@ -24,10 +29,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         aws_sdk_sns::Client::new(&sdk),
         SenderIdentity::from_source(&lambda_host::env_var),
     );
+    let limiter = DynamoLimiter::new(aws_sdk_dynamodb::Client::new(&sdk), limits);
     let deps = &Deps {
         decryptor,
         sender,
         messages,
+        gate: SendGate::new(countries, limiter),
     };
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         custom_sms_sender::handle(deps, event.payload).await

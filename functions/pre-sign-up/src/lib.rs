@@ -3,7 +3,13 @@
 //! It never auto-confirms a user nor auto-verifies an email or phone: the
 //! ownership of both is proven by Cognito's own codes. A refusal is a Lambda
 //! error whose message the end user sees (`PreSignUp failed with error
-//! <message>.`), so it comes from `Rejection::user_message` and nothing else.
+//! <message>.`), so it comes from `Rejection::user_message` (or the country
+//! refusal's fixed text, which names no list) and nothing else.
+//!
+//! With `SMS_ALLOWED_COUNTRIES` / `SMS_BLOCKED_COUNTRIES`, a phone number the
+//! pool may not send SMS to is refused here already (the senders check again
+//! at send time, since numbers change). Federated users get no SMS from the
+//! pool, so their phone is not judged.
 
 use auth_policy::redact::{mask_email, mask_phone};
 use auth_policy::{
@@ -15,11 +21,42 @@ use lambda_host::events::cognito::{
     CognitoEventUserPoolsPreSignup, CognitoEventUserPoolsPreSignupResponse,
 };
 use lambda_runtime::Diagnostic;
+use phone_country::{CountryConfigError, CountryPolicy};
 use serde_json::Value;
 use thiserror::Error;
 
 /// The trigger's name in error messages.
 pub const TRIGGER: &str = "PreSignUp";
+
+/// What the user reads when the SMS country policy refuses their phone.
+pub const COUNTRY_REFUSED_MESSAGE: &str =
+    "Text messages cannot be sent to this phone number. Please use another phone number.";
+
+/// Everything pre-sign-up reads from the environment, once, at init.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub sign_up: SignUpConfig,
+    pub countries: CountryPolicy,
+}
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Policy(#[from] auth_policy::ConfigError),
+    #[error(transparent)]
+    Countries(#[from] CountryConfigError),
+}
+
+impl Config {
+    pub fn from_source(
+        source: &(impl auth_policy::ConfigSource + ?Sized),
+    ) -> Result<Self, ConfigError> {
+        Ok(Self {
+            sign_up: SignUpConfig::from_source(source)?,
+            countries: CountryPolicy::from_source(source)?,
+        })
+    }
+}
 
 #[derive(Debug, Error)]
 pub enum PreSignUpError {
@@ -28,12 +65,15 @@ pub enum PreSignUpError {
     Rejected(Rejection),
     #[error(transparent)]
     InvalidEvent(#[from] EventError),
+    /// The SMS country policy refuses the phone number.
+    #[error("{COUNTRY_REFUSED_MESSAGE}")]
+    CountryRefused,
 }
 
 impl From<PreSignUpError> for Diagnostic {
     fn from(e: PreSignUpError) -> Self {
         let error_type = match &e {
-            PreSignUpError::Rejected(_) => "SignUpRejected",
+            PreSignUpError::Rejected(_) | PreSignUpError::CountryRefused => "SignUpRejected",
             PreSignUpError::InvalidEvent(_) => lambda_host::error_type::INVALID_EVENT,
         };
         Diagnostic {
@@ -45,7 +85,7 @@ impl From<PreSignUpError> for Diagnostic {
 
 /// Handles one PreSignUp event given as JSON; returns the whole event with
 /// its `response` filled in.
-pub fn handle(config: &SignUpConfig, event: Value) -> Result<Value, PreSignUpError> {
+pub fn handle(config: &Config, event: Value) -> Result<Value, PreSignUpError> {
     let mut event: CognitoEventUserPoolsPreSignup =
         lambda_host::events::parse_event(TRIGGER, event)?;
     let header = &event.cognito_event_user_pools_header;
@@ -68,7 +108,23 @@ pub fn handle(config: &SignUpConfig, event: Value) -> Result<Value, PreSignUpErr
     };
     let masked_email = email.map(mask_email).unwrap_or_default();
     let masked_phone = phone.map(mask_phone).unwrap_or_default();
-    match decide_sign_up(config, &request) {
+    if kind != SignUpKind::ExternalProvider
+        && let Some(phone) = phone.filter(|p| !p.trim().is_empty())
+    {
+        let verdict = config.countries.check(phone);
+        if let Some(refusal) = verdict.refusal {
+            tracing::info!(
+                trigger = source.as_deref().unwrap_or_default(),
+                outcome = "refused",
+                reason = refusal.as_str(),
+                country = %verdict.country.map(|c| c.to_string()).unwrap_or_else(|| "none".to_owned()),
+                phone = %masked_phone,
+                "sign-up refused"
+            );
+            return Err(PreSignUpError::CountryRefused);
+        }
+    }
+    match decide_sign_up(&config.sign_up, &request) {
         SignUpDecision::Reject(rejection) => {
             tracing::info!(
                 trigger = source.as_deref().unwrap_or_default(),

@@ -8,7 +8,11 @@
 //! user — is "not correct"; the hash is computed in every case so the refusals
 //! take as long as a wrong answer. Define counts the wrong answers.
 //!
-//! It needs no AWS client at run time: only the secret, read once at init.
+//! With `CODE_FAILURES_PER_USER`, wrong answers are also counted per user in
+//! the SMS limits table, across sign-ins: once the window's count is reached,
+//! no answer is accepted (the sign-in fails with a message safe to show)
+//! until the window passes. Without it verify needs no AWS client at run
+//! time: only the secret, read once at init.
 
 use challenge_code::{CodeStamp, HashingSecret, Verdict};
 use lambda_host::events::EventError;
@@ -17,21 +21,30 @@ use lambda_host::events::cognito::{
 };
 use lambda_runtime::Diagnostic;
 use serde_json::Value;
+use sms_limits::Limiter;
 use thiserror::Error;
 
 /// The trigger's name in error messages.
 pub const TRIGGER: &str = "VerifyAuthChallengeResponse";
 
+/// What the user reads while locked out (the same as create's).
+pub const LOCKED_OUT_MESSAGE: &str =
+    "Too many wrong codes. Please wait before you try to sign in again.";
+
 #[derive(Debug, Error)]
 pub enum VerifyError {
     #[error(transparent)]
     InvalidEvent(#[from] EventError),
+    /// `CODE_FAILURES_PER_USER` reached: no answer is accepted.
+    #[error("{LOCKED_OUT_MESSAGE}")]
+    LockedOut,
 }
 
 impl From<VerifyError> for Diagnostic {
     fn from(e: VerifyError) -> Self {
         let error_type = match &e {
             VerifyError::InvalidEvent(_) => lambda_host::error_type::INVALID_EVENT,
+            VerifyError::LockedOut => "CodeLockout",
         };
         Diagnostic {
             error_type: error_type.to_owned(),
@@ -43,6 +56,62 @@ impl From<VerifyError> for Diagnostic {
 /// Handles one VerifyAuthChallengeResponse event given as JSON, at unix
 /// time `now`; returns the whole event with `answerCorrect` set.
 pub fn handle(secret: &HashingSecret, event: Value, now: u64) -> Result<Value, VerifyError> {
+    check(secret, event, now).map(|(event, _)| event)
+}
+
+/// [`handle`] with the wrong-code lockout of `limiter` (when it has a
+/// `CODE_FAILURES_PER_USER`): a locked-out user's answer is refused before
+/// it is checked, and a wrong answer is counted. A table that cannot be used
+/// fails open (sign-in must survive an outage): logged and counted.
+pub async fn handle_with_lockout<L: Limiter>(
+    secret: &HashingSecret,
+    limiter: Option<&L>,
+    event: Value,
+    now: u64,
+) -> Result<Value, VerifyError> {
+    let Some(limiter) = limiter.filter(|l| l.limits().code_failures_per_user.is_some()) else {
+        return handle(secret, event, now);
+    };
+    let text = |pointer: &str| {
+        event
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (pool, user) = (text("/userPoolId"), text("/userName"));
+    match limiter.code_failures(&pool, &user, now).await {
+        Ok(failures) if sms_limits::is_locked_out(limiter.limits(), failures) => {
+            tracing::warn!(
+                failures,
+                "answer refused: too many wrong codes in the window"
+            );
+            return Err(VerifyError::LockedOut);
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(
+                "the wrong-code count could not be read, going on (fail open for sign-in): {e}"
+            );
+            lambda_host::metrics::count("SmsFailOpen", &[("Reason", "code_lockout")]);
+        }
+    }
+    let (event, counts_as_failure) = check(secret, event, now)?;
+    if counts_as_failure {
+        match limiter.record_code_failure(&pool, &user, now).await {
+            Ok(failures) => tracing::info!(failures, "wrong code counted"),
+            Err(e) => {
+                tracing::warn!("a wrong code could not be counted (fail open): {e}");
+                lambda_host::metrics::count("SmsFailOpen", &[("Reason", "code_failure_count")]);
+            }
+        }
+    }
+    Ok(event)
+}
+
+/// The check itself: the event with `answerCorrect`, and whether the answer
+/// counts as a wrong code (a real user's answer to a real code).
+fn check(secret: &HashingSecret, event: Value, now: u64) -> Result<(Value, bool), VerifyError> {
     let mut event: CognitoEventUserPoolsVerifyAuthChallenge =
         lambda_host::events::parse_event(TRIGGER, event)?;
     let request = &event.request;
@@ -74,10 +143,11 @@ pub fn handle(secret: &HashingSecret, event: Value, now: u64) -> Result<Value, V
             "privateChallengeParameters hold no code stamp (not created by create-auth-challenge?)"
         );
     }
+    let counts_as_failure = has_stamp && !request.user_not_found && !correct;
     let mut response = CognitoEventUserPoolsVerifyAuthChallengeResponse::default();
     response.answer_correct = correct;
     event.response = response;
-    Ok(lambda_host::events::to_value(&event)?)
+    Ok((lambda_host::events::to_value(&event)?, counts_as_failure))
 }
 
 #[cfg(test)]

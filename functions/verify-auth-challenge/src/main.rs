@@ -1,18 +1,43 @@
 //! The `verify-auth-challenge` Lambda binary: loads the hashing secret once
 //! at init (with `CHALLENGE_SECRET_ARN`, the one Secrets Manager call of the
-//! instance's life; verify talks to no other AWS service). The check is in
-//! `lib.rs`.
+//! instance's life) and, with `CODE_FAILURES_PER_USER`, the limits table's
+//! client (the wrong-code lockout). The check is in `lib.rs`.
 
 use challenge_code::HashingSecret;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
+use sms_limits::{DynamoLimiter, Limits};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_host::init_logging();
-    let secret = &lambda_host::init(HashingSecret::load(&lambda_host::env_var).await).await?;
+    let limits = lambda_host::init(Limits::from_source(&lambda_host::env_var)).await?;
+    // The SDK configuration is loaded once, and only when the lockout needs
+    // the table (the secret's loader loads it itself for Secrets Manager).
+    let (secret, limiter) = match limits.code_failures_per_user {
+        Some(_) => {
+            let sdk = sdk_config::load(sdk_config::Budget::SYNC_TRIGGER).await;
+            let secret = HashingSecret::load_with(&lambda_host::env_var, &sdk).await;
+            (
+                lambda_host::init(secret).await?,
+                DynamoLimiter::new(aws_sdk_dynamodb::Client::new(&sdk), limits),
+            )
+        }
+        None => (
+            lambda_host::init(HashingSecret::load(&lambda_host::env_var).await).await?,
+            None,
+        ),
+    };
+    let secret = &secret;
+    let limiter = &limiter;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        verify_auth_challenge::handle(secret, event.payload, challenge_code::unix_now())
+        verify_auth_challenge::handle_with_lockout(
+            secret,
+            limiter.as_ref(),
+            event.payload,
+            challenge_code::unix_now(),
+        )
+        .await
     }))
     .await
 }

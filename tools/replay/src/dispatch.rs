@@ -37,7 +37,7 @@ pub async fn run_function(
         "pre-sign-up" => pre_sign_up(event, env),
         "define-auth-challenge" => define_auth_challenge(event, env),
         "create-auth-challenge" => create_auth_challenge(event, env).await,
-        "verify-auth-challenge" => verify_auth_challenge(event, env),
+        "verify-auth-challenge" => verify_auth_challenge(event, env).await,
         "custom-sms-sender" => custom_sms_sender(event, env).await,
         "post-confirmation" => post_confirmation(event, env).await,
         "pre-authentication" => pre_authentication(event, env).await,
@@ -55,7 +55,7 @@ pub async fn run(event: Value, env: &BTreeMap<String, String>) -> Run {
         "PreSignUp" => pre_sign_up(event, env),
         "DefineAuthChallenge" => define_auth_challenge(event, env),
         "CreateAuthChallenge" => create_auth_challenge(event, env).await,
-        "VerifyAuthChallengeResponse" => verify_auth_challenge(event, env),
+        "VerifyAuthChallengeResponse" => verify_auth_challenge(event, env).await,
         "CustomSMSSender" => custom_sms_sender(event, env).await,
         "PostConfirmation" => post_confirmation(event, env).await,
         "PreAuthentication" => pre_authentication(event, env).await,
@@ -72,7 +72,7 @@ pub async fn run(event: Value, env: &BTreeMap<String, String>) -> Run {
 }
 
 fn pre_sign_up(event: Value, env: &BTreeMap<String, String>) -> Run {
-    let config = match auth_policy::SignUpConfig::from_source(env) {
+    let config = match pre_sign_up::Config::from_source(env) {
         Ok(c) => c,
         Err(e) => return config_failure(e),
     };
@@ -242,15 +242,26 @@ async fn custom_sms_sender(event: Value, env: &BTreeMap<String, String>) -> Run 
         Ok(d) => d,
         Err(e) => return config_failure(e),
     };
+    let gate = match replay_gate(env, &event).await {
+        Ok(g) => g,
+        Err(e) => return config_failure(e),
+    };
     let outbox = sms_delivery::Outbox::new();
     let deps = custom_sms_sender::Deps {
         decryptor,
         sender: outbox.clone(),
         messages,
+        gate,
     };
-    let result = custom_sms_sender::handle(&deps, event)
+    let mut result = custom_sms_sender::handle(&deps, event.clone())
         .await
         .map_err(|e| Failure::from(lambda_runtime::Diagnostic::from(e)));
+    if env.get(REPLAY_DELIVER_TWICE).is_some_and(|v| v == "true") && result.is_ok() {
+        // Lambda's retry of the same event.
+        result = custom_sms_sender::handle(&deps, event)
+            .await
+            .map_err(|e| Failure::from(lambda_runtime::Diagnostic::from(e)));
+    }
     let sms: Vec<Value> = outbox
         .messages()
         .into_iter()
@@ -260,6 +271,87 @@ async fn custom_sms_sender(event: Value, env: &BTreeMap<String, String>) -> Run 
         result,
         effects: serde_json::json!({ "sms": sms }),
     }
+}
+
+/// Replay-only settings of the SMS senders' samples (in the `.expected.json`
+/// `env`), for the limits replay keeps in memory:
+/// `REPLAY_SMS_SENT_BEFORE=N`: N sends to the event's phone, user and pool
+/// were counted before the run; `REPLAY_LIMITS_UNAVAILABLE=true`: the limits
+/// table cannot be reached; `REPLAY_DELIVER_TWICE=true`: the event is
+/// delivered a second time (Lambda's retry); `REPLAY_CODE_FAILURES=N`: the
+/// user's wrong codes so far in the window.
+pub const REPLAY_SMS_SENT_BEFORE: &str = "REPLAY_SMS_SENT_BEFORE";
+pub const REPLAY_LIMITS_UNAVAILABLE: &str = "REPLAY_LIMITS_UNAVAILABLE";
+pub const REPLAY_DELIVER_TWICE: &str = "REPLAY_DELIVER_TWICE";
+pub const REPLAY_CODE_FAILURES: &str = "REPLAY_CODE_FAILURES";
+
+/// The table name replay gives the in-memory limiter when the sample names
+/// none (the limits need a table name to be valid configuration).
+const REPLAY_TABLE: &str = "replay-in-memory";
+
+/// The in-memory limiter with the sample's limits, primed as its
+/// `REPLAY_*` settings say.
+async fn replay_limiter(
+    env: &BTreeMap<String, String>,
+    event: &Value,
+) -> Result<sms_limits::MemoryLimiter, String> {
+    use sms_limits::Limiter;
+    let mut env = env.clone();
+    env.entry(sms_limits::spec::TABLE_VAR.to_owned())
+        .or_insert_with(|| REPLAY_TABLE.to_owned());
+    let limits = sms_limits::Limits::from_source(&env).map_err(|e| e.to_string())?;
+    let limiter = sms_limits::MemoryLimiter::new(limits);
+    let text = |pointer: &str| {
+        event
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    };
+    let (pool, user) = (text("/userPoolId"), text("/userName"));
+    let now = challenge_code::unix_now();
+    let number = |key: &str| -> Result<u32, String> {
+        env.get(key)
+            .map(|v| v.parse().map_err(|_| format!("{key}: expected a number")))
+            .transpose()
+            .map(Option::unwrap_or_default)
+    };
+    for _ in 0..number(REPLAY_SMS_SENT_BEFORE)? {
+        let before = sms_limits::Outgoing {
+            pool,
+            user,
+            phone: text("/request/userAttributes/phone_number"),
+            dedup: None,
+            memo: None,
+            now,
+        };
+        limiter.admit(&before).await.map_err(|e| e.to_string())?;
+    }
+    for _ in 0..number(REPLAY_CODE_FAILURES)? {
+        limiter
+            .record_code_failure(pool, user, now)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    if env
+        .get(REPLAY_LIMITS_UNAVAILABLE)
+        .is_some_and(|v| v == "true")
+    {
+        limiter.set_unavailable(true);
+    }
+    Ok(limiter)
+}
+
+/// The send gate of a replayed sender: the sample's country policy and the
+/// in-memory limiter.
+async fn replay_gate(
+    env: &BTreeMap<String, String>,
+    event: &Value,
+) -> Result<sms_limits::SendGate<sms_limits::MemoryLimiter>, String> {
+    let countries = phone_country::CountryPolicy::from_source(env).map_err(|e| e.to_string())?;
+    Ok(sms_limits::SendGate::new(
+        countries,
+        Some(replay_limiter(env, event).await?),
+    ))
 }
 
 /// The secret replay hashes codes with when the sample sets no
@@ -329,11 +421,36 @@ async fn create_auth_challenge(event: Value, env: &BTreeMap<String, String>) -> 
         Ok(s) => s,
         Err(e) => return config_failure(e),
     };
+    let gate = match replay_gate(env, &event).await {
+        Ok(g) => g,
+        Err(e) => return config_failure(e),
+    };
     let outbox = sms_delivery::Outbox::new();
-    let deps = create_auth_challenge::Deps::new(settings, secret, outbox.clone());
-    let result = create_auth_challenge::handle(&deps, event, challenge_code::unix_now())
-        .await
-        .map_err(|e| Failure::from(lambda_runtime::Diagnostic::from(e)));
+    let deps = create_auth_challenge::Deps::new(settings, secret, outbox.clone(), gate);
+    let mut result =
+        create_auth_challenge::handle(&deps, event.clone(), challenge_code::unix_now())
+            .await
+            .map_err(|e| Failure::from(lambda_runtime::Diagnostic::from(e)));
+    if env.get(REPLAY_DELIVER_TWICE).is_some_and(|v| v == "true")
+        && let Ok(first) = &result
+    {
+        // Cognito's retry of the same challenge: the same stamp, no SMS.
+        let again = create_auth_challenge::handle(&deps, event, challenge_code::unix_now())
+            .await
+            .map_err(|e| Failure::from(lambda_runtime::Diagnostic::from(e)));
+        if let Ok(second) = &again
+            && second["response"] != first["response"]
+        {
+            return Run {
+                result: Err(failure(
+                    "ReplayMismatch",
+                    "the retry answered with another code",
+                )),
+                effects: Value::Null,
+            };
+        }
+        result = again;
+    }
     let sms: Vec<Value> = outbox
         .messages()
         .into_iter()
@@ -346,14 +463,35 @@ async fn create_auth_challenge(event: Value, env: &BTreeMap<String, String>) -> 
 }
 
 /// VerifyAuthChallengeResponse: the secret and the clock, nothing else.
-fn verify_auth_challenge(event: Value, env: &BTreeMap<String, String>) -> Run {
+/// The effects are the user's wrong codes counted in the window afterwards
+/// (with `CODE_FAILURES_PER_USER`).
+async fn verify_auth_challenge(event: Value, env: &BTreeMap<String, String>) -> Run {
+    use sms_limits::Limiter;
     let secret = match challenge_secret(env) {
         Ok(s) => s,
         Err(e) => return config_failure(e),
     };
-    Run {
-        result: verify_auth_challenge::handle(&secret, event, challenge_code::unix_now())
-            .map_err(|e| Failure::from(lambda_runtime::Diagnostic::from(e))),
-        effects: Value::Null,
-    }
+    let limiter = match replay_limiter(env, &event).await {
+        Ok(l) => l,
+        Err(e) => return config_failure(e),
+    };
+    let text = |pointer: &str| {
+        event
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (pool, user) = (text("/userPoolId"), text("/userName"));
+    let now = challenge_code::unix_now();
+    let result = verify_auth_challenge::handle_with_lockout(&secret, Some(&limiter), event, now)
+        .await
+        .map_err(|e| Failure::from(lambda_runtime::Diagnostic::from(e)));
+    let effects = match limiter.limits().code_failures_per_user {
+        Some(_) => serde_json::json!({
+            "code_failures": limiter.code_failures(&pool, &user, now).await.ok()
+        }),
+        None => Value::Null,
+    };
+    Run { result, effects }
 }

@@ -1,0 +1,163 @@
+//! The one check every SMS sender makes before it sends: the country policy,
+//! then the limits (with de-duplication), with the fail-open or fail-closed
+//! choice for when the table cannot be used.
+
+use phone_country::{Country, CountryPolicy, CountryRefusal};
+
+use crate::{Admission, LimitKind, LimitSpec, Limiter, LimiterError, Outgoing};
+
+/// What to do when the limits table cannot be used (after the SDK's bounded
+/// retries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailMode {
+    /// Send anyway (logged and counted as `SmsFailOpen`): sign-in codes,
+    /// whose loss would lock every user out during an outage.
+    Open,
+    /// Send nothing: codes an anonymous caller can trigger at will (sign-up,
+    /// resend, forgotten password), where an outage during a pumping wave
+    /// would otherwise cost money without limit.
+    Closed,
+}
+
+/// Why nothing is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    Country(CountryRefusal),
+    Limited(LimitKind, LimitSpec),
+    /// The table could not be used and the send fails closed.
+    Unavailable(LimiterError),
+}
+
+impl Refusal {
+    /// A stable name for logs and metrics.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Country(c) => c.as_str(),
+            Self::Limited(kind, _) => kind.as_str(),
+            Self::Unavailable(_) => "limits_unavailable",
+        }
+    }
+}
+
+/// The gate's verdict on one send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Send it. `failed_open` when the table could not be used.
+    Send {
+        failed_open: bool,
+    },
+    /// The same event was sent already.
+    Duplicate {
+        memo: Option<String>,
+    },
+    Refused(Refusal),
+}
+
+/// The country policy and, when a table is configured, the limiter.
+#[derive(Debug, Clone)]
+pub struct SendGate<L> {
+    pub countries: CountryPolicy,
+    pub limiter: Option<L>,
+}
+
+impl<L: Limiter> SendGate<L> {
+    pub fn new(countries: CountryPolicy, limiter: Option<L>) -> Self {
+        Self { countries, limiter }
+    }
+
+    /// The number's country, for logs and metrics (`None` when the numbering
+    /// plan gives it none).
+    pub fn country_of(phone: &str) -> Option<Country> {
+        phone_country::country_of(phone)
+    }
+
+    /// Judges one send; counts it when it may go.
+    pub async fn check(&self, out: &Outgoing<'_>, mode: FailMode) -> Verdict {
+        if let Some(refusal) = self.countries.check(out.phone).refusal {
+            return Verdict::Refused(Refusal::Country(refusal));
+        }
+        let Some(limiter) = &self.limiter else {
+            return Verdict::Send { failed_open: false };
+        };
+        match limiter.admit(out).await {
+            Ok(Admission::Send) => Verdict::Send { failed_open: false },
+            Ok(Admission::Duplicate { memo }) => Verdict::Duplicate { memo },
+            Ok(Admission::Limited(kind, spec)) => Verdict::Refused(Refusal::Limited(kind, spec)),
+            Err(e) => match mode {
+                FailMode::Open => Verdict::Send { failed_open: true },
+                FailMode::Closed => Verdict::Refused(Refusal::Unavailable(e)),
+            },
+        }
+    }
+
+    /// After a send that failed: drop its de-duplication record so that the
+    /// retry of the event sends (best effort: an error is only logged).
+    pub async fn send_failed(&self, out: &Outgoing<'_>) {
+        if let Some(limiter) = &self.limiter
+            && let Err(e) = limiter.forget(out).await
+        {
+            tracing::warn!("the de-duplication record of a failed send could not be dropped: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Limits, MemoryLimiter};
+
+    fn out(phone: &str) -> Outgoing<'_> {
+        Outgoing {
+            pool: "p",
+            user: "u",
+            phone,
+            dedup: Some("e".into()),
+            memo: None,
+            now: 1_700_000_000,
+        }
+    }
+
+    #[tokio::test]
+    async fn country_first_then_limits_then_the_fail_mode() {
+        let countries =
+            CountryPolicy::from_source(&[(phone_country::BLOCKED_VAR, "JM")][..]).unwrap();
+        let limiter = MemoryLimiter::new(Limits {
+            per_phone: LimitSpec::parse("1/1h"),
+            table: Some("t".into()),
+            ..Limits::default()
+        });
+        let gate = SendGate::new(countries, Some(limiter.clone()));
+        assert_eq!(
+            gate.check(&out("+18762530000"), FailMode::Open).await,
+            Verdict::Refused(Refusal::Country(CountryRefusal::Blocked))
+        );
+        assert_eq!(
+            gate.check(&out("+16502530000"), FailMode::Open).await,
+            Verdict::Send { failed_open: false }
+        );
+        assert_eq!(
+            gate.check(&out("+16502530000"), FailMode::Open).await,
+            Verdict::Duplicate { memo: None }
+        );
+        limiter.set_unavailable(true);
+        assert_eq!(
+            gate.check(&out("+16502530001"), FailMode::Open).await,
+            Verdict::Send { failed_open: true }
+        );
+        assert!(matches!(
+            gate.check(&out("+16502530001"), FailMode::Closed).await,
+            Verdict::Refused(Refusal::Unavailable(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn without_a_table_only_the_country_policy_applies() {
+        let gate: SendGate<MemoryLimiter> = SendGate::new(CountryPolicy::default(), None);
+        for _ in 0..10 {
+            assert_eq!(
+                gate.check(&out("+15558675309"), FailMode::Closed).await,
+                Verdict::Send { failed_open: false }
+            );
+        }
+    }
+}
