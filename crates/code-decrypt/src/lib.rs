@@ -30,7 +30,7 @@ use std::fmt;
 
 use aws_esdk::AwsEncryptionSdkConfig;
 use aws_esdk::material_providers::client as mpl_client;
-use aws_esdk::material_providers::types::keyring::KeyringRef;
+pub use aws_esdk::material_providers::types::keyring::KeyringRef;
 use aws_esdk::material_providers::types::material_providers_config::MaterialProvidersConfig;
 use aws_esdk::material_providers::types::{EsdkAlgorithmSuiteId, EsdkCommitmentPolicy};
 use thiserror::Error;

@@ -10,7 +10,7 @@ use aws_sdk_cognitoidentityprovider::types::{
 
 use crate::UserPoolAdmin;
 use crate::error::{AdminError, classify};
-use crate::model::{Device, MfaFactor, MfaState, User, UserPage, UserSummary};
+use crate::model::{Device, MfaFactor, MfaState, PoolMfa, PoolSms, User, UserPage, UserSummary};
 
 /// [`UserPoolAdmin`] over the real Cognito API (or moto). Build the
 /// `Client` once, from `sdk_config::load(..)`, and share this value.
@@ -205,6 +205,72 @@ impl UserPoolAdmin for CognitoAdmin {
                 _ => return Ok(devices),
             }
         }
+    }
+
+    async fn pool_mfa(&self, pool_id: &str) -> Result<PoolMfa, AdminError> {
+        const OP: &str = "GetUserPoolMfaConfig";
+        let out = self
+            .client
+            .get_user_pool_mfa_config()
+            .user_pool_id(pool_id)
+            .send()
+            .await
+            .map_err(|e| classify(OP, pool_id, None, e))?;
+        let sms = out.sms_mfa_configuration().map(|c| PoolSms {
+            message: c.sms_authentication_message().map(str::to_owned),
+            sns_caller_arn: c.sms_configuration().map(|s| s.sns_caller_arn().to_owned()),
+            external_id: c
+                .sms_configuration()
+                .and_then(|s| s.external_id())
+                .map(str::to_owned),
+            sns_region: c
+                .sms_configuration()
+                .and_then(|s| s.sns_region())
+                .map(str::to_owned),
+        });
+        Ok(PoolMfa {
+            mode: out
+                .mfa_configuration()
+                .map_or_else(|| "OFF".to_owned(), |m| m.as_str().to_owned()),
+            sms,
+            totp: out
+                .software_token_mfa_configuration()
+                .is_some_and(|t| t.enabled()),
+        })
+    }
+
+    async fn set_pool_mfa_on(&self, pool_id: &str, current: &PoolMfa) -> Result<(), AdminError> {
+        use aws_sdk_cognitoidentityprovider::types::{
+            SmsConfigurationType, SmsMfaConfigType, SoftwareTokenMfaConfigType, UserPoolMfaType,
+        };
+        const OP: &str = "SetUserPoolMfaConfig";
+        let mut req = self
+            .client
+            .set_user_pool_mfa_config()
+            .user_pool_id(pool_id)
+            .mfa_configuration(UserPoolMfaType::On)
+            .software_token_mfa_configuration(
+                SoftwareTokenMfaConfigType::builder()
+                    .enabled(current.totp)
+                    .build(),
+            );
+        if let Some(sms) = &current.sms {
+            let mut config =
+                SmsMfaConfigType::builder().set_sms_authentication_message(sms.message.clone());
+            if let Some(arn) = &sms.sns_caller_arn {
+                let built = SmsConfigurationType::builder()
+                    .sns_caller_arn(arn)
+                    .set_external_id(sms.external_id.clone())
+                    .set_sns_region(sms.sns_region.clone())
+                    .build();
+                config = config.sms_configuration(built);
+            }
+            req = req.sms_mfa_configuration(config.build());
+        }
+        req.send()
+            .await
+            .map_err(|e| classify(OP, pool_id, None, e))?;
+        Ok(())
     }
 
     async fn global_sign_out(&self, pool_id: &str, username: &str) -> Result<(), AdminError> {

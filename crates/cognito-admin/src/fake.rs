@@ -5,7 +5,7 @@ use auth_policy::{MethodSetting, MfaSettings};
 
 use crate::UserPoolAdmin;
 use crate::error::AdminError;
-use crate::model::{Device, MfaFactor, MfaState, User, UserPage, UserSummary};
+use crate::model::{Device, MfaFactor, MfaState, PoolMfa, PoolSms, User, UserPage, UserSummary};
 use auth_policy::redact::mask_username;
 
 /// An in-memory user pool that answers like Cognito for the calls of
@@ -29,13 +29,29 @@ struct State {
     failures: Vec<AdminError>,
     /// Errors for every call that names this (pool, user).
     user_failures: BTreeMap<(String, String), AdminError>,
+    /// Each pool's MFA configuration (default: OPTIONAL, SMS and TOTP).
+    pool_mfa: BTreeMap<String, PoolMfa>,
     /// Errors for every call of this operation (e.g. `AdminSetUserMFAPreference`).
     operation_failures: BTreeMap<&'static str, AdminError>,
     page_size: Option<usize>,
 }
 
+fn default_pool_mfa() -> PoolMfa {
+    PoolMfa {
+        mode: "OPTIONAL".to_owned(),
+        sms: Some(PoolSms {
+            message: Some("Your authentication code is {####}".to_owned()),
+            sns_caller_arn: Some("arn:aws:iam::123456789012:role/sms".to_owned()),
+            external_id: Some("external".to_owned()),
+            sns_region: Some("us-east-1".to_owned()),
+        }),
+        totp: true,
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 struct FakeUser {
+    disabled: bool,
     /// Times AdminUserGlobalSignOut ran for the user.
     sign_outs: u32,
     status: String,
@@ -127,6 +143,20 @@ impl FakeUserPool {
     /// Adds a tracked device to the user.
     pub fn add_device(&self, pool_id: &str, username: &str, device: Device) -> bool {
         self.with_user(pool_id, username, |u| u.devices.push(device))
+    }
+
+    /// The pool's MFA configuration, without recording a call.
+    pub fn pool_mfa_config(&self, pool_id: &str) -> PoolMfa {
+        self.lock()
+            .pool_mfa
+            .get(pool_id)
+            .cloned()
+            .unwrap_or_else(default_pool_mfa)
+    }
+
+    /// Marks a user disabled (`AdminDisableUser`).
+    pub fn disable_user(&self, pool_id: &str, username: &str) -> bool {
+        self.with_user(pool_id, username, |u| u.disabled = true)
     }
 
     /// The user's devices, without recording a call.
@@ -243,7 +273,7 @@ fn to_user(username: &str, u: &FakeUser) -> User {
     User {
         username: username.to_owned(),
         status: Some(u.status.clone()),
-        enabled: true,
+        enabled: !u.disabled,
         attributes: u.attributes.clone(),
         mfa: u.mfa(),
     }
@@ -346,6 +376,41 @@ impl UserPoolAdmin for FakeUserPool {
         self.call("AdminListDevices", pool_id, username, |u| {
             Ok(u.devices.clone())
         })
+    }
+
+    async fn pool_mfa(&self, pool_id: &str) -> Result<PoolMfa, AdminError> {
+        let mut state = self.lock();
+        state.calls.push("GetUserPoolMfaConfig");
+        if let Some(e) = state.operation_failures.get("GetUserPoolMfaConfig") {
+            return Err(e.clone());
+        }
+        if !state.pools.contains_key(pool_id) {
+            return Err(AdminError::PoolNotFound {
+                pool: pool_id.to_owned(),
+            });
+        }
+        Ok(state
+            .pool_mfa
+            .get(pool_id)
+            .cloned()
+            .unwrap_or_else(default_pool_mfa))
+    }
+
+    async fn set_pool_mfa_on(&self, pool_id: &str, current: &PoolMfa) -> Result<(), AdminError> {
+        let mut state = self.lock();
+        state.calls.push("SetUserPoolMfaConfig");
+        if let Some(e) = state.operation_failures.get("SetUserPoolMfaConfig") {
+            return Err(e.clone());
+        }
+        if !state.pools.contains_key(pool_id) {
+            return Err(AdminError::PoolNotFound {
+                pool: pool_id.to_owned(),
+            });
+        }
+        let mut on = current.clone();
+        on.mode = "ON".to_owned();
+        state.pool_mfa.insert(pool_id.to_owned(), on);
+        Ok(())
     }
 
     async fn global_sign_out(&self, pool_id: &str, username: &str) -> Result<(), AdminError> {

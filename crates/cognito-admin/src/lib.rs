@@ -24,8 +24,8 @@ pub use client::CognitoAdmin;
 pub use error::AdminError;
 pub use fake::FakeUserPool;
 pub use model::{
-    Device, EXTERNAL_PROVIDER, MfaFactor, MfaState, USER_STATUS_ATTRIBUTE, User, UserPage,
-    UserSummary,
+    Device, EXTERNAL_PROVIDER, MfaFactor, MfaState, PoolMfa, PoolSms, USER_STATUS_ATTRIBUTE, User,
+    UserPage, UserSummary,
 };
 
 use auth_policy::MfaSettings;
@@ -71,6 +71,17 @@ pub trait UserPoolAdmin: Sync {
         pool_id: &str,
         username: &str,
     ) -> impl Future<Output = Result<Vec<Device>, AdminError>> + Send;
+
+    /// `GetUserPoolMfaConfig`.
+    fn pool_mfa(&self, pool_id: &str) -> impl Future<Output = Result<PoolMfa, AdminError>> + Send;
+
+    /// `SetUserPoolMfaConfig` with `MfaConfiguration=ON`, keeping `current`'s
+    /// SMS settings (message, role) and TOTP setting.
+    fn set_pool_mfa_on(
+        &self,
+        pool_id: &str,
+        current: &PoolMfa,
+    ) -> impl Future<Output = Result<(), AdminError>> + Send;
 
     /// `AdminUserGlobalSignOut`: every refresh token of the user is revoked
     /// (access and ID tokens stay valid until they expire).

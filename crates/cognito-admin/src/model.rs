@@ -116,6 +116,27 @@ pub struct UserPage {
     pub next: Option<String>,
 }
 
+/// The pool's MFA configuration (`GetUserPoolMfaConfig`), as far as a
+/// switch to `ON` must keep it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PoolMfa {
+    /// `OFF`, `ON` or `OPTIONAL`.
+    pub mode: String,
+    /// The SMS MFA configuration, when SMS MFA is set up.
+    pub sms: Option<PoolSms>,
+    /// Whether TOTP (software token) MFA is enabled.
+    pub totp: bool,
+}
+
+/// The pool's SMS MFA settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PoolSms {
+    pub message: Option<String>,
+    pub sns_caller_arn: Option<String>,
+    pub external_id: Option<String>,
+    pub sns_region: Option<String>,
+}
+
 /// A tracked (and maybe remembered) device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Device {

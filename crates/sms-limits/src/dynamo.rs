@@ -14,8 +14,8 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use crate::{
-    Admission, DEDUP_TTL_SECS, EXPIRY_GRACE_SECS, Limiter, LimiterError, Limits, Outgoing,
-    code_failure_key, counter_key, dedup_pk,
+    Admission, EXPIRY_GRACE_SECS, Limiter, LimiterError, Limits, Outgoing, code_failure_key,
+    counter_key, dedup_pk,
 };
 
 /// The limiter over one table; built once at init from the shared SDK
@@ -78,7 +78,7 @@ impl DynamoLimiter {
             .put_item()
             .table_name(&self.table)
             .item("pk", s(dedup_pk(key)))
-            .item("expires_at", n(out.now + DEDUP_TTL_SECS))
+            .item("expires_at", n(out.now + out.dedup_ttl))
             .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
             .expression_attribute_values(":now", n(out.now))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);

@@ -113,6 +113,7 @@ mod tests {
             phone,
             dedup: Some("e".into()),
             memo: None,
+            dedup_ttl: crate::DEDUP_TTL_SECS,
             now: 1_700_000_000,
         }
     }

@@ -37,9 +37,9 @@ pub use gate::{FailMode, Refusal, SendGate, Verdict};
 pub use memory::MemoryLimiter;
 pub use spec::{LimitConfigError, LimitKind, LimitSpec, Limits};
 
-/// How long a send is remembered for de-duplication: longer than Lambda's
-/// retries of an asynchronous event under the template's 3-minute event age,
-/// and than Cognito's retries of a synchronous trigger.
+/// How long a custom-sender send is remembered for de-duplication: longer
+/// than Lambda's retries of an asynchronous event under the template's
+/// 3-minute event age.
 pub const DEDUP_TTL_SECS: u64 = 15 * 60;
 /// Grace after a counter's window ends before DynamoDB's TTL may delete it.
 pub const EXPIRY_GRACE_SECS: u64 = 60;
@@ -53,6 +53,8 @@ pub struct Outgoing<'a> {
     /// The same for every retry of one event, different for every other
     /// ([`dedup_key`]); `None` sends without de-duplication.
     pub dedup: Option<String>,
+    /// How long the de-duplication record holds, in seconds.
+    pub dedup_ttl: u64,
     /// Kept with the de-duplication record and handed back to a duplicate
     /// (create-auth-challenge keeps the code's stamp there, so a retry
     /// answers with the code already sent).
@@ -177,6 +179,7 @@ mod tests {
             phone,
             dedup: None,
             memo: None,
+            dedup_ttl: DEDUP_TTL_SECS,
             now,
         }
     }

@@ -5,8 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::{
-    Admission, DEDUP_TTL_SECS, Limiter, LimiterError, Limits, Outgoing, code_failure_key,
-    counter_key, dedup_pk,
+    Admission, Limiter, LimiterError, Limits, Outgoing, code_failure_key, counter_key, dedup_pk,
 };
 
 #[derive(Debug, Clone, Default)]
@@ -68,7 +67,7 @@ impl Limiter for MemoryLimiter {
                         pk,
                         Entry {
                             count: 1,
-                            expires_at: out.now + DEDUP_TTL_SECS,
+                            expires_at: out.now + out.dedup_ttl,
                             memo: out.memo.clone(),
                         },
                     );
@@ -148,6 +147,7 @@ mod tests {
             phone,
             dedup: dedup.map(str::to_owned),
             memo: dedup.map(|d| format!("memo-{d}")),
+            dedup_ttl: crate::DEDUP_TTL_SECS,
             now,
         }
     }

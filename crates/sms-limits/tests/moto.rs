@@ -33,6 +33,7 @@ fn send<'a>(phone: &'a str, user: &'a str, now: u64, dedup: Option<String>) -> O
         phone,
         dedup,
         memo: None,
+        dedup_ttl: sms_limits::DEDUP_TTL_SECS,
         now,
     }
 }

@@ -129,6 +129,11 @@ impl<S, L> Deps<S, L> {
     }
 }
 
+/// How long Cognito's retry of this very challenge is recognised (and
+/// answered with the code already sent): Cognito gives a synchronous
+/// trigger 5 seconds and tries up to three times.
+pub const RETRY_WINDOW_SECS: u64 = 20;
+
 /// What the user reads when too many wrong codes lock them out
 /// (`CreateAuthChallenge failed with error <this>.`).
 pub const LOCKED_OUT_MESSAGE: &str =
@@ -330,6 +335,11 @@ async fn send_code<S: SmsSender, L: Limiter>(
             &session,
         )),
         memo: Some(stamp.to_metadata()),
+        // Cognito retries a slow synchronous trigger within seconds; a new
+        // sign-in starts with the same session, so the record must not
+        // outlive the retries for long (one inside it reuses the code just
+        // sent, which is still valid).
+        dedup_ttl: RETRY_WINDOW_SECS,
         now,
     };
     let country =

@@ -291,6 +291,7 @@ where
             event.request.code.as_deref().unwrap_or_default(),
         )),
         memo: None,
+        dedup_ttl: sms_limits::DEDUP_TTL_SECS,
         now: unix_now(),
     };
     match deps.gate.check(&outgoing, fail_mode(kind)).await {

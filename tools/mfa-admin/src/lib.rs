@@ -12,6 +12,9 @@
 //! error go to stderr.
 
 use std::fmt::Write as _;
+use std::path::PathBuf;
+
+pub mod scale;
 
 use auth_policy::admin::{AdminRefusal, decide_recover_lost_totp, decide_set_preference};
 use auth_policy::redact::mask_username;
@@ -73,10 +76,64 @@ pub enum Command {
     ApplyPolicy {
         #[arg(required_unless_present = "all", conflicts_with = "all")]
         user: Option<String>,
-        /// Every user of the pool (paginated).
+        /// Every user of the pool (paginated, concurrent under --rate).
         #[arg(long)]
         all: bool,
+        #[command(flatten)]
+        walk: WalkArgs,
+        /// With --all: start after this user (the last one an interrupted
+        /// run printed).
+        #[arg(long, value_name = "USER", requires = "all")]
+        resume_from: Option<String>,
     },
+    /// Every user's MFA: counts by status and factor, and who the policy
+    /// wants a factor for (one AdminGetUser per user, under --rate).
+    Audit {
+        #[command(flatten)]
+        walk: WalkArgs,
+        /// Also write one CSV line per user (phone masked) to FILE.
+        #[arg(long, value_name = "FILE")]
+        users: Option<PathBuf>,
+    },
+    /// The safe switch from OPTIONAL to ON: audit, list who would be blocked
+    /// and who can be repaired; with --apply, repair, then set the pool to ON
+    /// (SetUserPoolMfaConfig, SMS and TOTP settings kept) unless users would
+    /// be locked out.
+    Enforce {
+        /// Only report (the default).
+        #[arg(long, conflicts_with = "apply")]
+        dry_run: bool,
+        /// Repair, then switch the pool to ON.
+        #[arg(long)]
+        apply: bool,
+        /// How many confirmed, enabled users may be locked out.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        allow_lockout: u64,
+        #[command(flatten)]
+        walk: WalkArgs,
+    },
+}
+
+/// The pace of a pool-scale command.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct WalkArgs {
+    /// Cognito requests per second, pages included (never exceeded over any
+    /// one-second window; halved for the rest of the run when throttled).
+    #[arg(long, value_name = "N", default_value_t = scale::DEFAULT_RATE, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub rate: u32,
+    /// Users handled at once.
+    #[arg(long, value_name = "N", default_value_t = scale::DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+}
+
+impl WalkArgs {
+    fn options(&self, resume_from: Option<String>) -> scale::WalkOptions {
+        scale::WalkOptions {
+            rate: self.rate,
+            concurrency: usize::from(self.concurrency),
+            resume_from,
+        }
+    }
 }
 
 impl Command {
@@ -85,7 +142,11 @@ impl Command {
     pub fn uses_policy(&self) -> bool {
         matches!(
             self,
-            Self::SetPreference { .. } | Self::RecoverLostTotp { .. } | Self::ApplyPolicy { .. }
+            Self::SetPreference { .. }
+                | Self::RecoverLostTotp { .. }
+                | Self::ApplyPolicy { .. }
+                | Self::Audit { .. }
+                | Self::Enforce { .. }
         )
     }
 }
@@ -98,11 +159,13 @@ pub const RECOVERY_STEPS: [&str; 4] = [
     "remembered devices forgotten",
 ];
 
-/// What a command printed: JSON for `--output json`, text otherwise.
-#[derive(Debug, Clone, PartialEq)]
+/// What a command printed: JSON for `--output json`, text otherwise (CSV
+/// for `audit --output csv`).
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Report {
     pub json: Value,
     pub text: String,
+    pub csv: Option<String>,
 }
 
 /// Why a command failed; one line that says what to do.
@@ -125,6 +188,16 @@ pub enum CliError {
         remaining: Vec<String>,
         error: Box<CliError>,
     },
+    #[error("{0}")]
+    Output(String),
+    #[error("--resume-from {0:?}: that user is not in the pool's listing")]
+    ResumeNotFound(String),
+    /// Ctrl-C: the report holds what was done so far.
+    #[error("interrupted: the output covers the users done so far")]
+    Interrupted(Report),
+    /// `enforce --apply` did not switch the pool.
+    #[error("{reason}")]
+    EnforceRefused { reason: String, report: Report },
     #[error(
         "{failed} of {total} users could not be given their MFA (see above); run apply-policy again for them once the cause is fixed"
     )]
@@ -145,7 +218,7 @@ fn list_or_none(steps: &[String]) -> String {
 }
 
 impl CliError {
-    fn admin(error: AdminError) -> Self {
+    pub(crate) fn admin(error: AdminError) -> Self {
         let hint = match &error {
             AdminError::UserNotFound { .. } => ": check the username (or the user's sub)",
             AdminError::Unreachable { .. } => {
@@ -273,17 +346,81 @@ fn status_report(user: &User) -> Report {
     Report {
         json: status_json(user),
         text: status_text(user),
+        csv: None,
     }
 }
 
-/// Runs one command against `pool_id`.
+/// Runs one command against `pool_id`, with no progress output and no way
+/// to stop it early (tests).
 pub async fn execute<A: UserPoolAdmin>(
     admin: &A,
     config: &MfaConfig,
     pool_id: &str,
     command: &Command,
 ) -> Result<Report, CliError> {
+    execute_with(
+        admin,
+        config,
+        pool_id,
+        command,
+        &scale::Quiet,
+        std::future::pending(),
+    )
+    .await
+}
+
+/// Runs one command; the pool-scale ones report to `progress` and stop
+/// when `stop` resolves (Ctrl-C).
+pub async fn execute_with<A: UserPoolAdmin, P: scale::Progress>(
+    admin: &A,
+    config: &MfaConfig,
+    pool_id: &str,
+    command: &Command,
+    progress: &P,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<Report, CliError> {
     match command {
+        Command::Audit { walk, users } => {
+            let audited =
+                scale::audit(admin, config, pool_id, &walk.options(None), progress, stop).await?;
+            if let Some(path) = users {
+                std::fs::write(path, scale::users_csv(&audited.users))
+                    .map_err(|e| CliError::Output(format!("writing {}: {e}", path.display())))?;
+            }
+            let mut report = scale::audit_report(&audited);
+            report.csv = Some(audited.counts.csv());
+            tracing::info!(
+                users = audited.counts.total,
+                requests = audited.requests,
+                seconds = format!("{:.1}", audited.took.as_secs_f64()),
+                "audit done"
+            );
+            if audited.interrupted {
+                return Err(CliError::Interrupted(report));
+            }
+            Ok(report)
+        }
+        Command::Enforce {
+            apply,
+            allow_lockout,
+            walk,
+            ..
+        } => {
+            let options = scale::EnforceOptions {
+                apply: *apply,
+                allow_lockout: *allow_lockout,
+            };
+            scale::enforce(
+                admin,
+                config,
+                pool_id,
+                &walk.options(None),
+                &options,
+                progress,
+                stop,
+            )
+            .await
+        }
         Command::Status { user } => {
             let u = admin
                 .get_user(pool_id, user)
@@ -396,6 +533,7 @@ pub async fn execute<A: UserPoolAdmin>(
             Ok(Report {
                 json: json!({"username": user, "forgotten": device_key}),
                 text: format!("forgot device {device_key} of {user}\n"),
+                csv: None,
             })
         }
         Command::ApplyPolicy {
@@ -413,7 +551,22 @@ pub async fn execute<A: UserPoolAdmin>(
                 None => Ok(report),
             }
         }
-        Command::ApplyPolicy { user: None, .. } => apply_policy_all(admin, config, pool_id).await,
+        Command::ApplyPolicy {
+            user: None,
+            walk,
+            resume_from,
+            ..
+        } => {
+            apply_policy_all(
+                admin,
+                config,
+                pool_id,
+                &walk.options(resume_from.clone()),
+                progress,
+                stop,
+            )
+            .await
+        }
     }
 }
 
@@ -446,6 +599,7 @@ fn devices_report(user: &str, devices: &[Device]) -> Report {
     Report {
         json: json!({"username": user, "devices": devices}),
         text,
+        csv: None,
     }
 }
 
@@ -563,26 +717,29 @@ fn results_report(results: &[PolicyOutcome]) -> Report {
     Report {
         json: json!({ "results": results }),
         text,
+        csv: None,
     }
 }
 
-async fn apply_policy_all<A: UserPoolAdmin>(
+async fn apply_policy_all<A: UserPoolAdmin, P: scale::Progress>(
     admin: &A,
     config: &MfaConfig,
     pool_id: &str,
+    options: &scale::WalkOptions,
+    progress: &P,
+    stop: impl std::future::Future<Output = ()>,
 ) -> Result<Report, CliError> {
-    let mut results = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = admin
-            .list_users(pool_id, token.as_deref())
-            .await
-            .map_err(CliError::admin)?;
-        for summary in &page.users {
-            let outcome = match admin.get_user(pool_id, &summary.username).await {
-                Ok(user) => apply_policy(admin, config, pool_id, &user).await,
+    let limiter = scale::RateLimiter::new(options.rate);
+    let walked = scale::walk(admin, pool_id, options, &limiter, progress, stop, |user| {
+        let limiter = &limiter;
+        async move {
+            match scale::call(limiter, || admin.get_user(pool_id, &user)).await {
+                Ok(u) => {
+                    let paced = Paced { admin, limiter };
+                    apply_policy(&paced, config, pool_id, &u).await
+                }
                 Err(error) => PolicyOutcome {
-                    username: summary.username.clone(),
+                    username: user.clone(),
                     action: "failed",
                     preference: None,
                     settings: None,
@@ -590,26 +747,35 @@ async fn apply_policy_all<A: UserPoolAdmin>(
                     error_message: Some(CliError::admin(error.clone()).to_string()),
                     error: Some(error),
                 },
-            };
-            results.push(outcome);
+            }
         }
-        match page.next {
-            Some(next) if token.as_deref() != Some(next.as_str()) => token = Some(next),
-            _ => break,
-        }
-    }
+    })
+    .await?;
+    let results: Vec<PolicyOutcome> = walked.results.into_iter().map(|(_, r)| r).collect();
     let failed = results.iter().filter(|r| r.action == "failed").count();
     let mut report = results_report(&results);
     let count = |a: &str| results.iter().filter(|r| r.action == a).count();
     let _ = writeln!(
         report.text,
-        "{} users: {} applied, {} kept, {} skipped, {} failed",
+        "{} users: {} applied, {} kept, {} skipped, {} failed ({:.1} s, {} requests)",
         results.len(),
         count("applied"),
         count("kept"),
         count("skipped"),
-        failed
+        failed,
+        walked.took.as_secs_f64(),
+        walked.requests
     );
+    if walked.interrupted {
+        if let Some(last) = &walked.resume_after {
+            let _ = writeln!(
+                report.text,
+                "interrupted: continue with `apply-policy --all --resume-from {last}`"
+            );
+            report.json["resume_from"] = json!(last);
+        }
+        return Err(CliError::Interrupted(report));
+    }
     if failed > 0 {
         // The per-user results are still printed, before the error line.
         return Err(CliError::Partial {
@@ -619,4 +785,79 @@ async fn apply_policy_all<A: UserPoolAdmin>(
         });
     }
     Ok(report)
+}
+
+/// The admin calls of one user's policy, each waiting its slot of the walk's
+/// rate limit.
+struct Paced<'a, A> {
+    admin: &'a A,
+    limiter: &'a scale::RateLimiter,
+}
+
+impl<A: UserPoolAdmin> UserPoolAdmin for Paced<'_, A> {
+    async fn get_user(&self, pool_id: &str, username: &str) -> Result<User, AdminError> {
+        scale::call(self.limiter, || self.admin.get_user(pool_id, username)).await
+    }
+    async fn set_mfa_preference(
+        &self,
+        pool_id: &str,
+        username: &str,
+        settings: auth_policy::MfaSettings,
+    ) -> Result<(), AdminError> {
+        scale::call(self.limiter, || {
+            self.admin.set_mfa_preference(pool_id, username, settings)
+        })
+        .await
+    }
+    async fn update_attributes(
+        &self,
+        pool_id: &str,
+        username: &str,
+        attributes: &[(String, String)],
+    ) -> Result<(), AdminError> {
+        scale::call(self.limiter, || {
+            self.admin.update_attributes(pool_id, username, attributes)
+        })
+        .await
+    }
+    async fn list_users(
+        &self,
+        pool_id: &str,
+        token: Option<&str>,
+    ) -> Result<cognito_admin::UserPage, AdminError> {
+        scale::call(self.limiter, || self.admin.list_users(pool_id, token)).await
+    }
+    async fn list_devices(&self, pool_id: &str, username: &str) -> Result<Vec<Device>, AdminError> {
+        scale::call(self.limiter, || self.admin.list_devices(pool_id, username)).await
+    }
+    async fn pool_mfa(&self, pool_id: &str) -> Result<cognito_admin::PoolMfa, AdminError> {
+        scale::call(self.limiter, || self.admin.pool_mfa(pool_id)).await
+    }
+    async fn set_pool_mfa_on(
+        &self,
+        pool_id: &str,
+        current: &cognito_admin::PoolMfa,
+    ) -> Result<(), AdminError> {
+        scale::call(self.limiter, || {
+            self.admin.set_pool_mfa_on(pool_id, current)
+        })
+        .await
+    }
+    async fn global_sign_out(&self, pool_id: &str, username: &str) -> Result<(), AdminError> {
+        scale::call(self.limiter, || {
+            self.admin.global_sign_out(pool_id, username)
+        })
+        .await
+    }
+    async fn forget_device(
+        &self,
+        pool_id: &str,
+        username: &str,
+        device_key: &str,
+    ) -> Result<(), AdminError> {
+        scale::call(self.limiter, || {
+            self.admin.forget_device(pool_id, username, device_key)
+        })
+        .await
+    }
 }

@@ -15,6 +15,8 @@ use sdk_config::aws_config::Region;
 enum Output {
     Text,
     Json,
+    /// `audit` only: key,value lines.
+    Csv,
 }
 
 /// Per-user MFA for a Cognito user pool: status, preferred method, lost
@@ -35,7 +37,7 @@ struct Cli {
     /// Another endpoint for Cognito, e.g. a local moto server.
     #[arg(long, global = true, value_name = "URL")]
     endpoint_url: Option<String>,
-    /// text (default) or json (one JSON document on stdout).
+    /// text (default), json (one JSON document on stdout) or csv (audit).
     #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
     output: Output,
     #[command(subcommand)]
@@ -66,11 +68,66 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
 
 fn print(report: &Report, output: Output) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
-    match output {
-        Output::Json => writeln!(out, "{}", report.json)?,
-        Output::Text => write!(out, "{}", report.text)?,
+    match (output, &report.csv) {
+        (Output::Json, _) => writeln!(out, "{}", report.json)?,
+        (Output::Csv, Some(csv)) => write!(out, "{csv}")?,
+        (Output::Text | Output::Csv, _) => write!(out, "{}", report.text)?,
     }
     out.flush()
+}
+
+/// Progress of a pool-scale command on stderr: a bar on a terminal, a plain
+/// line every few seconds otherwise.
+enum StderrProgress {
+    Bar(indicatif::ProgressBar),
+    Lines(std::sync::Mutex<std::time::Instant>),
+}
+
+impl StderrProgress {
+    fn new() -> Self {
+        use std::io::IsTerminal;
+        if std::io::stderr().is_terminal() {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {pos}/{len} users [{bar:30}] {per_sec} ETA {eta} {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            Self::Bar(bar)
+        } else {
+            Self::Lines(std::sync::Mutex::new(std::time::Instant::now()))
+        }
+    }
+}
+
+impl mfa_admin::scale::Progress for StderrProgress {
+    fn update(&self, done: u64, total: Option<u64>, rate: f64) {
+        match self {
+            Self::Bar(bar) => {
+                if let Some(total) = total {
+                    bar.set_length(total);
+                }
+                bar.set_position(done);
+                bar.set_message(format!("(limit {rate:.0} req/s)"));
+            }
+            Self::Lines(last) => {
+                let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+                if last.elapsed() >= std::time::Duration::from_secs(5) {
+                    *last = std::time::Instant::now();
+                    let total = total.map_or_else(|| "?".to_owned(), |t| t.to_string());
+                    eprintln!("mfa-admin: {done}/{total} users done (limit {rate:.0} requests/s)");
+                }
+            }
+        }
+    }
+
+    fn finish(&self, done: u64) {
+        match self {
+            Self::Bar(bar) => bar.finish_and_clear(),
+            Self::Lines(_) => eprintln!("mfa-admin: {done} users done"),
+        }
+    }
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -115,14 +172,27 @@ async fn main() -> ExitCode {
     }
     let admin = CognitoAdmin::new(aws_sdk_cognitoidentityprovider::Client::new(&sdk));
 
-    match mfa_admin::execute(&admin, &config, pool_id, &cli.command).await {
+    if cli.output == Output::Csv && !matches!(cli.command, mfa_admin::Command::Audit { .. }) {
+        return fail("--output csv is for audit; use text or json");
+    }
+    let progress = StderrProgress::new();
+    let stop = async {
+        // Ctrl-C ends the walk; what was counted so far is printed.
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    match mfa_admin::execute_with(&admin, &config, pool_id, &cli.command, &progress, stop).await {
         Ok(report) => match print(&report, cli.output) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(format!("writing the output: {e}")),
         },
         Err(error) => {
-            if let CliError::Partial { report, .. } = &error {
-                let _ = print(report, cli.output);
+            match &error {
+                CliError::Partial { report, .. }
+                | CliError::Interrupted(report)
+                | CliError::EnforceRefused { report, .. } => {
+                    let _ = print(report, cli.output);
+                }
+                _ => {}
             }
             fail(&error)
         }

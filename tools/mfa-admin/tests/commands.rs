@@ -3,7 +3,15 @@
 
 use auth_policy::MfaConfig;
 use cognito_admin::{AdminError, Device, FakeUserPool, MfaFactor, MfaState};
-use mfa_admin::{CliError, Command, PreferenceArg, execute};
+use mfa_admin::{CliError, Command, PreferenceArg, WalkArgs, execute};
+
+/// A fast pace for the in-memory pool.
+fn walk() -> WalkArgs {
+    WalkArgs {
+        rate: 10_000,
+        concurrency: 4,
+    }
+}
 
 const POOL: &str = "us-east-1_Fake";
 
@@ -346,6 +354,8 @@ async fn apply_policy_for_one_user_and_for_all() {
         Command::ApplyPolicy {
             user: Some("alice".into()),
             all: false,
+            walk: walk(),
+            resume_from: None,
         },
     )
     .await
@@ -365,6 +375,8 @@ async fn apply_policy_for_one_user_and_for_all() {
         Command::ApplyPolicy {
             user: None,
             all: true,
+            walk: walk(),
+            resume_from: None,
         },
     )
     .await
@@ -428,6 +440,8 @@ async fn apply_policy_all_reports_failures_after_every_user() {
         Command::ApplyPolicy {
             user: None,
             all: true,
+            walk: walk(),
+            resume_from: None,
         },
     )
     .await
@@ -465,6 +479,8 @@ async fn apply_policy_all_reports_failures_after_every_user() {
         Command::ApplyPolicy {
             user: None,
             all: true,
+            walk: walk(),
+            resume_from: None,
         },
     )
     .await

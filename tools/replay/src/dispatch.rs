@@ -322,6 +322,7 @@ async fn replay_limiter(
             phone: text("/request/userAttributes/phone_number"),
             dedup: None,
             memo: None,
+            dedup_ttl: sms_limits::DEDUP_TTL_SECS,
             now,
         };
         limiter.admit(&before).await.map_err(|e| e.to_string())?;
