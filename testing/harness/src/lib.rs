@@ -8,9 +8,12 @@
 //!   binary as Lambda does, feeds it events and times it.
 //! * [`fault_proxy`]: an HTTP proxy in front of moto that answers 500s,
 //!   throttling errors or slow responses on demand.
+//! * [`pool_gen`]: a moto user pool with thousands of users in every state
+//!   `mfa-admin audit` counts, and the counts it must report.
 //!
 //! Never a dependency of a deployed function (`scripts/check-deps`).
 
 pub mod fault_proxy;
 pub mod moto;
+pub mod pool_gen;
 pub mod runtime_api;

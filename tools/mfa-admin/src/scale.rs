@@ -34,7 +34,7 @@ pub const DEFAULT_RATE: u32 = 25;
 pub const DEFAULT_CONCURRENCY: u16 = 8;
 /// Throttled calls are tried again this many times (each after halving the
 /// rate) before the user counts as failed.
-const THROTTLE_RETRIES: u32 = 5;
+const THROTTLE_RETRIES: u32 = 8;
 
 /// Spaces requests evenly: slots `1/rate` apart, so that at most `rate`
 /// requests start in any window of one second.

@@ -67,7 +67,7 @@ const COUNTRIES: [(&str, &str, u32); 10] = [
 /// The `i`-th number of the wave, and the country it is meant to be in.
 fn number(i: usize) -> (String, &'static str) {
     let (country, prefix, digits) = COUNTRIES[i % COUNTRIES.len()];
-    let n = (1000 + i * 7919) % 10usize.pow(digits);
+    let n = (12_345_678 + i * 7919) % 10usize.pow(digits);
     (
         format!("{prefix}{n:0width$}", width = digits as usize),
         country,
