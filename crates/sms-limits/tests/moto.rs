@@ -171,3 +171,33 @@ async fn an_unreachable_table_is_an_error_within_the_sync_budget() {
     assert!(e.to_string().contains("could not connect"), "{e}");
     assert!(started.elapsed() < Duration::from_millis(2500));
 }
+
+/// What the limiter adds to a send: one conditional put (de-duplication)
+/// and three conditional updates (phone, user, pool), against moto over
+/// loopback. The median is printed for docs/benchmarks.md (`--nocapture`).
+#[tokio::test]
+async fn every_send_under_all_limits_is_admitted_and_its_cost_is_printed() {
+    let l = limiter(Limits {
+        per_phone: LimitSpec::parse("1000/1h"),
+        per_user: LimitSpec::parse("1000/1h"),
+        per_pool: LimitSpec::parse("1000/1h"),
+        ..Limits::default()
+    })
+    .await;
+    let t = now();
+    let mut took = Vec::new();
+    for i in 0..60 {
+        let started = Instant::now();
+        let admitted = l
+            .admit(&send("+14155550107", "gus", t, Some(format!("cost-{i}"))))
+            .await;
+        took.push(started.elapsed());
+        assert_eq!(admitted, Ok(Admission::Send));
+    }
+    took.sort();
+    eprintln!(
+        "limiter admit (1 put + 3 conditional updates) on moto: median {:?}, p90 {:?}",
+        took[took.len() / 2],
+        took[took.len() * 9 / 10]
+    );
+}
