@@ -65,10 +65,20 @@ impl<L: Limiter> SendGate<L> {
         Self { countries, limiter }
     }
 
-    /// The number's country, for logs and metrics (`None` when the numbering
-    /// plan gives it none).
-    pub fn country_of(phone: &str) -> Option<Country> {
-        phone_country::country_of(phone)
+    /// The number's country for logs and metrics: the ISO code when the
+    /// country policy has a list (it looks the number up anyway), `none` when
+    /// the numbering plan gives it no country, and `unchecked` without a
+    /// list. Loading the numbering plan costs about 55 ms on an instance's
+    /// first look-up (docs/benchmarks.md), too much to pay for a metric
+    /// dimension alone on a cold start.
+    pub fn country_label(&self, phone: &str) -> String {
+        if self.countries.is_open() {
+            return "unchecked".to_owned();
+        }
+        self.countries
+            .check(phone)
+            .country
+            .map_or_else(|| "none".to_owned(), |c: Country| c.to_string())
     }
 
     /// Judges one send; counts it when it may go.
@@ -149,6 +159,18 @@ mod tests {
             gate.check(&out("+16502530001"), FailMode::Closed).await,
             Verdict::Refused(Refusal::Unavailable(_))
         ));
+    }
+
+    #[test]
+    fn the_country_label_costs_no_look_up_without_a_list() {
+        let open: SendGate<MemoryLimiter> = SendGate::new(CountryPolicy::default(), None);
+        assert_eq!(open.country_label("+18762530000"), "unchecked");
+        let listed: SendGate<MemoryLimiter> = SendGate::new(
+            CountryPolicy::from_source(&[(phone_country::BLOCKED_VAR, "CU")][..]).unwrap(),
+            None,
+        );
+        assert_eq!(listed.country_label("+18762530000"), "JM");
+        assert_eq!(listed.country_label("+15558675309"), "none");
     }
 
     #[tokio::test]

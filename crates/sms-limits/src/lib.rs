@@ -35,6 +35,7 @@ use thiserror::Error;
 pub use dynamo::DynamoLimiter;
 pub use gate::{FailMode, Refusal, SendGate, Verdict};
 pub use memory::MemoryLimiter;
+pub use phone_country::CountryPolicy;
 pub use spec::{LimitConfigError, LimitKind, LimitSpec, Limits};
 
 /// How long a custom-sender send is remembered for de-duplication: longer

@@ -342,8 +342,7 @@ async fn send_code<S: SmsSender, L: Limiter>(
         dedup_ttl: RETRY_WINDOW_SECS,
         now,
     };
-    let country =
-        phone_country::country_of(phone).map_or_else(|| "none".to_owned(), |c| c.to_string());
+    let country = deps.gate.country_label(phone);
     match deps.gate.check(&outgoing, FailMode::Open).await {
         Verdict::Send { failed_open } => {
             if failed_open {

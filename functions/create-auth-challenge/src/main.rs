@@ -5,10 +5,10 @@
 use challenge_code::HashingSecret;
 use create_auth_challenge::{Deps, Settings};
 use lambda_runtime::{LambdaEvent, service_fn};
-use phone_country::CountryPolicy;
+
 use serde_json::Value;
 use sms_delivery::{SenderIdentity, SnsSender};
-use sms_limits::{DynamoLimiter, Limits, SendGate};
+use sms_limits::{CountryPolicy, DynamoLimiter, Limits, SendGate};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {

@@ -278,8 +278,7 @@ where
     // event's de-duplication key: Lambda's retry of this event carries the
     // same one, Cognito's next code another.
     let pool_id = event.header.user_pool_id.as_deref().unwrap_or_default();
-    let country =
-        phone_country::country_of(phone).map_or_else(|| "none".to_owned(), |c| c.to_string());
+    let country = deps.gate.country_label(phone);
     let outgoing = Outgoing {
         pool: pool_id,
         user: user_name,

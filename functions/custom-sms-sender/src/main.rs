@@ -7,10 +7,10 @@
 use code_decrypt::EsdkDecryptor;
 use custom_sms_sender::Deps;
 use lambda_runtime::{LambdaEvent, service_fn};
-use phone_country::CountryPolicy;
+
 use serde_json::Value;
 use sms_delivery::{SenderIdentity, SnsSender};
-use sms_limits::{DynamoLimiter, Limits, SendGate};
+use sms_limits::{CountryPolicy, DynamoLimiter, Limits, SendGate};
 use sms_messages::Messages;
 
 #[tokio::main(flavor = "current_thread")]
