@@ -4,20 +4,28 @@
 
 use std::time::{Duration, Instant};
 
+use harness::fault_proxy::FaultProxy;
 use sms_limits::{Admission, DynamoLimiter, LimitKind, LimitSpec, Limiter, Limits, Outgoing};
 
-async fn limiter(limits: Limits) -> DynamoLimiter {
-    let sdk = harness::moto::sdk_config().await;
+/// A limiter on a fresh table. Its client reaches moto through a proxy that
+/// hands moto one request at a time: moto's conditional writes are not
+/// atomic under concurrency (a read, then a write, no lock), DynamoDB's are.
+async fn limiter(limits: Limits) -> (DynamoLimiter, FaultProxy) {
+    let proxy = FaultProxy::serializing(&harness::moto::endpoint())
+        .await
+        .expect("proxy starts");
+    let sdk = harness::moto::sdk_config_at(&proxy.url(), sdk_config::Budget::SYNC_TRIGGER).await;
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
     let table = harness::moto::new_limits_table(&ddb, "sms-limits").await;
-    DynamoLimiter::new(
+    let limiter = DynamoLimiter::new(
         ddb,
         Limits {
             table: Some(table),
             ..limits
         },
     )
-    .expect("a table is named")
+    .expect("a table is named");
+    (limiter, proxy)
 }
 
 fn now() -> u64 {
@@ -40,13 +48,12 @@ fn send<'a>(phone: &'a str, user: &'a str, now: u64, dedup: Option<String>) -> O
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_sends_to_one_phone_with_a_limit_of_five_admit_exactly_five() {
-    let l = std::sync::Arc::new(
-        limiter(Limits {
-            per_phone: LimitSpec::parse("5/1h"),
-            ..Limits::default()
-        })
-        .await,
-    );
+    let (l, _proxy) = limiter(Limits {
+        per_phone: LimitSpec::parse("5/1h"),
+        ..Limits::default()
+    })
+    .await;
+    let l = std::sync::Arc::new(l);
     let t = now();
     let tasks: Vec<_> = (0..50)
         .map(|i| {
@@ -72,7 +79,7 @@ async fn fifty_concurrent_sends_to_one_phone_with_a_limit_of_five_admit_exactly_
 
 #[tokio::test]
 async fn user_and_pool_limits_count_across_phones_and_users() {
-    let l = limiter(Limits {
+    let (l, _proxy) = limiter(Limits {
         per_user: LimitSpec::parse("3/1h"),
         per_pool: LimitSpec::parse("4/1h"),
         ..Limits::default()
@@ -107,7 +114,7 @@ async fn user_and_pool_limits_count_across_phones_and_users() {
 
 #[tokio::test]
 async fn the_same_event_twice_is_one_send_and_its_memo_comes_back() {
-    let l = limiter(Limits::default()).await;
+    let (l, _proxy) = limiter(Limits::default()).await;
     let t = now();
     let mut first = send("+14155550105", "dee", t, Some("the-event".into()));
     first.memo = Some("stamp-1".into());
@@ -127,7 +134,7 @@ async fn the_same_event_twice_is_one_send_and_its_memo_comes_back() {
 
 #[tokio::test]
 async fn wrong_codes_are_counted_across_calls() {
-    let l = limiter(Limits {
+    let (l, _proxy) = limiter(Limits {
         code_failures_per_user: LimitSpec::parse("3/1h"),
         ..Limits::default()
     })
@@ -177,7 +184,7 @@ async fn an_unreachable_table_is_an_error_within_the_sync_budget() {
 /// loopback. The median is printed for docs/benchmarks.md (`--nocapture`).
 #[tokio::test]
 async fn every_send_under_all_limits_is_admitted_and_its_cost_is_printed() {
-    let l = limiter(Limits {
+    let (l, _proxy) = limiter(Limits {
         per_phone: LimitSpec::parse("1000/1h"),
         per_user: LimitSpec::parse("1000/1h"),
         per_pool: LimitSpec::parse("1000/1h"),

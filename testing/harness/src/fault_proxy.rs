@@ -60,6 +60,8 @@ struct State {
     seen: AtomicU64,
     faulted: AtomicU64,
     client: Client<HttpConnector, Full<Bytes>>,
+    /// Held while a request is at the upstream: one at a time.
+    serial: Option<tokio::sync::Mutex<()>>,
 }
 
 /// A running proxy.
@@ -71,6 +73,20 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Starts a proxy to `upstream` (e.g. moto's `http://127.0.0.1:PORT`).
     pub async fn start(upstream: &str, plan: Plan) -> std::io::Result<Self> {
+        Self::start_with(upstream, plan, false).await
+    }
+
+    /// A proxy that faults nothing and hands moto one request at a time.
+    /// moto's server is threaded and applies a conditional write as a read
+    /// then a write, with no lock: two concurrent `UpdateItem`s can both pass
+    /// a condition that only one may pass in DynamoDB, which applies each
+    /// write to an item atomically. Serializing the requests restores that
+    /// guarantee; the clients stay as concurrent as before.
+    pub async fn serializing(upstream: &str) -> std::io::Result<Self> {
+        Self::start_with(upstream, Plan::first(0, Fault::ServerError), true).await
+    }
+
+    async fn start_with(upstream: &str, plan: Plan, serial: bool) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
@@ -79,6 +95,7 @@ impl FaultProxy {
             seen: AtomicU64::new(0),
             faulted: AtomicU64::new(0),
             client: Client::builder(TokioExecutor::new()).build_http(),
+            serial: serial.then(|| tokio::sync::Mutex::new(())),
         });
         let s = state.clone();
         tokio::spawn(async move {
@@ -219,6 +236,10 @@ async fn forward(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>>
         .unwrap_or("/");
     let Ok(uri) = format!("{}{}", state.upstream, path).parse::<hyper::Uri>() else {
         return response(StatusCode::BAD_GATEWAY, &[], "bad upstream uri".to_owned());
+    };
+    let _one_at_a_time = match &state.serial {
+        Some(lock) => Some(lock.lock().await),
+        None => None,
     };
     let mut out = Request::new(Full::new(body));
     *out.method_mut() = parts.method;

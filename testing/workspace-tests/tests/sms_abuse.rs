@@ -67,6 +67,17 @@ fn sender_event(source: &str, user: &str, phone: &str, code: &str) -> Value {
     })
 }
 
+/// DynamoDB through a proxy that hands moto one request at a time (see
+/// `FaultProxy::serializing`: moto's conditional writes are not atomic
+/// under concurrency, DynamoDB's are). The functions stay concurrent.
+async fn atomic_dynamodb() -> (harness::fault_proxy::FaultProxy, String) {
+    let proxy = harness::fault_proxy::FaultProxy::serializing(&harness::moto::endpoint())
+        .await
+        .unwrap();
+    let url = proxy.url();
+    (proxy, url)
+}
+
 async fn limits_table() -> String {
     let sdk = harness::moto::sdk_config().await;
     harness::moto::new_limits_table(&aws_sdk_dynamodb::Client::new(&sdk), "sms-abuse").await
@@ -142,6 +153,7 @@ fn leak(api: RuntimeApi) -> &'static RuntimeApi {
 async fn fifty_concurrent_sends_to_one_phone_with_a_limit_of_five_send_exactly_five() {
     let codes = Codes::new().await;
     let table = limits_table().await;
+    let (_ddb, ddb) = atomic_dynamodb().await;
     let phone = unique_phone("+1206");
     let mut events = Vec::new();
     for i in 0..50 {
@@ -156,6 +168,7 @@ async fn fifty_concurrent_sends_to_one_phone_with_a_limit_of_five_send_exactly_f
     let env = env(&[
         ("KEY_ARN", &codes.key_arn),
         ("SMS_LIMIT_TABLE", &table),
+        ("AWS_ENDPOINT_URL_DYNAMODB", &ddb),
         ("SMS_LIMIT_PER_PHONE", "5/1h"),
     ]);
     let api = leak(RuntimeApi::start().await.unwrap());
@@ -175,6 +188,7 @@ async fn per_user_and_per_pool_limits_hold_across_instances() {
     let codes = Codes::new().await;
     // Per user: one user, ten phones, a limit of three.
     let table = limits_table().await;
+    let (_ddb, ddb) = atomic_dynamodb().await;
     let phones: Vec<String> = (0..10).map(|_| unique_phone("+1425")).collect();
     let mut events = Vec::new();
     for (i, phone) in phones.iter().enumerate() {
@@ -189,6 +203,7 @@ async fn per_user_and_per_pool_limits_hold_across_instances() {
     let env_user = env(&[
         ("KEY_ARN", &codes.key_arn),
         ("SMS_LIMIT_TABLE", &table),
+        ("AWS_ENDPOINT_URL_DYNAMODB", &ddb),
         ("SMS_LIMIT_PER_USER", "3/1h"),
     ]);
     let api = leak(RuntimeApi::start().await.unwrap());
@@ -205,6 +220,7 @@ async fn per_user_and_per_pool_limits_hold_across_instances() {
 
     // Per pool: ten users on ten phones, a limit of four.
     let table = limits_table().await;
+    let (_ddb, ddb) = atomic_dynamodb().await;
     let phones: Vec<String> = (0..10).map(|_| unique_phone("+1503")).collect();
     let mut events = Vec::new();
     for (i, phone) in phones.iter().enumerate() {
@@ -219,6 +235,7 @@ async fn per_user_and_per_pool_limits_hold_across_instances() {
     let env_pool = env(&[
         ("KEY_ARN", &codes.key_arn),
         ("SMS_LIMIT_TABLE", &table),
+        ("AWS_ENDPOINT_URL_DYNAMODB", &ddb),
         ("SMS_LIMIT_PER_POOL", "4/1m"),
     ]);
     let api = leak(RuntimeApi::start().await.unwrap());
@@ -245,10 +262,15 @@ async fn per_user_and_per_pool_limits_hold_across_instances() {
 async fn the_same_event_delivered_twice_sends_one_sms() {
     let codes = Codes::new().await;
     let table = limits_table().await;
+    let (_ddb, ddb) = atomic_dynamodb().await;
     let phone = unique_phone("+1312");
     let code = codes.code("654321").await;
     let event = sender_event("CustomSMSSender_SignUp", "twice", &phone, &code);
-    let env = env(&[("KEY_ARN", &codes.key_arn), ("SMS_LIMIT_TABLE", &table)]);
+    let env = env(&[
+        ("KEY_ARN", &codes.key_arn),
+        ("SMS_LIMIT_TABLE", &table),
+        ("AWS_ENDPOINT_URL_DYNAMODB", &ddb),
+    ]);
     let api = RuntimeApi::start().await.unwrap();
     let mut f = api
         .spawn(&workspace_tests::function_binary("custom-sms-sender"), &env)
@@ -352,10 +374,12 @@ fn verify_event(user: &str, private: &Value, answer: &str) -> Value {
 #[tokio::test(flavor = "current_thread")]
 async fn wrong_codes_across_three_sign_ins_lock_the_user_out() {
     let table = limits_table().await;
+    let (_ddb, ddb) = atomic_dynamodb().await;
     let phone = unique_phone("+1617");
     let env = env(&[
         ("CHALLENGE_SECRET", SECRET),
         ("SMS_LIMIT_TABLE", &table),
+        ("AWS_ENDPOINT_URL_DYNAMODB", &ddb),
         ("CODE_FAILURES_PER_USER", "3/1h"),
     ]);
     let api = RuntimeApi::start().await.unwrap();
