@@ -486,3 +486,64 @@ pub fn target_dir(workspace_root: &Path) -> std::path::PathBuf {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| workspace_root.join("target"))
 }
+
+/// A Runtime API that lives as long as the process, so that the function
+/// handles it gives out can move into tasks (tests and tools only).
+pub async fn start_static() -> std::io::Result<&'static RuntimeApi> {
+    Ok(Box::leak(Box::new(RuntimeApi::start().await?)))
+}
+
+/// `n` instances of `binary`, all serving `api`, as Lambda scales out: each
+/// event goes to whichever instance asks first.
+pub async fn spawn_instances(
+    api: &'static RuntimeApi,
+    binary: &Path,
+    env: &[(String, String)],
+    n: usize,
+) -> Result<Vec<Function<'static>>, HarnessError> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let mut f = api.spawn(binary, env).await?;
+        f.ready(Duration::from_secs(10)).await?;
+        out.push(f);
+    }
+    Ok(out)
+}
+
+/// Sends every event through the instances, all at once (each instance's
+/// share one after the other), and answers in the events' order. The
+/// instances are stopped only when every event is answered: they serve one
+/// queue, so one may be handling another's event.
+pub async fn invoke_concurrently(
+    functions: Vec<Function<'static>>,
+    events: Vec<Value>,
+) -> Vec<Result<Answer, HarnessError>> {
+    let per = events.len().div_ceil(functions.len().max(1)).max(1);
+    let mut chunks = events.chunks(per).map(<[Value]>::to_vec);
+    let mut tasks = Vec::new();
+    for mut f in functions {
+        let Some(chunk) = chunks.next() else { break };
+        tasks.push(tokio::spawn(async move {
+            let mut answers = Vec::new();
+            for e in &chunk {
+                answers.push(f.invoke(e).await.map(|(a, _)| a));
+            }
+            (answers, f)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut done = Vec::new();
+    for t in tasks {
+        match t.await {
+            Ok((answers, f)) => {
+                all.extend(answers);
+                done.push(f);
+            }
+            Err(_) => all.push(Err(HarnessError::Exited(None))),
+        }
+    }
+    for f in done {
+        f.finish().await;
+    }
+    all
+}

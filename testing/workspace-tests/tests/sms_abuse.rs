@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use harness::runtime_api::{Answer, Function, RuntimeApi};
+use harness::runtime_api::{self, Answer, Function, RuntimeApi};
 use serde_json::{Value, json};
 
 const POOL: &str = "us-east-1_SmsAbuse";
@@ -93,60 +93,25 @@ fn env(extra: &[(&str, &str)]) -> Vec<(String, String)> {
     env
 }
 
-/// `n` instances of `binary`, all serving one Runtime API (as Lambda scales
-/// out): each invocation goes to whichever instance asks first.
+/// `n` instances of a function binary on one Runtime API.
 async fn instances(
     api: &'static RuntimeApi,
     binary: &str,
     env: &[(String, String)],
     n: usize,
 ) -> Vec<Function<'static>> {
-    let mut out = Vec::new();
-    for _ in 0..n {
-        let mut f = api
-            .spawn(&workspace_tests::function_binary(binary), env)
-            .await
-            .unwrap();
-        f.ready(Duration::from_secs(10)).await.unwrap();
-        out.push(f);
-    }
-    out
+    runtime_api::spawn_instances(api, &workspace_tests::function_binary(binary), env, n)
+        .await
+        .unwrap()
 }
 
-/// Sends every event, `per_instance` at a time through each instance, all
-/// instances at once; returns the answers.
+/// Every event through the instances at once; every one must be answered.
 async fn invoke_all(functions: Vec<Function<'static>>, events: Vec<Value>) -> Vec<Answer> {
-    let per = events.len().div_ceil(functions.len());
-    let mut chunks = events.chunks(per).map(<[Value]>::to_vec);
-    let mut tasks = Vec::new();
-    for mut f in functions {
-        let Some(chunk) = chunks.next() else { break };
-        tasks.push(tokio::spawn(async move {
-            let mut answers = Vec::new();
-            for e in &chunk {
-                let (a, _) = f.invoke(e).await.expect("an answer");
-                answers.push(a);
-            }
-            // Not finished here: the instances serve one queue, and this
-            // one may be handling another task's event.
-            (answers, f)
-        }));
-    }
-    let mut all = Vec::new();
-    let mut done = Vec::new();
-    for t in tasks {
-        let (answers, f) = t.await.expect("task");
-        all.extend(answers);
-        done.push(f);
-    }
-    for f in done {
-        f.finish().await;
-    }
-    all
-}
-
-fn leak(api: RuntimeApi) -> &'static RuntimeApi {
-    Box::leak(Box::new(api))
+    runtime_api::invoke_concurrently(functions, events)
+        .await
+        .into_iter()
+        .map(|a| a.expect("an answer"))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -171,7 +136,7 @@ async fn fifty_concurrent_sends_to_one_phone_with_a_limit_of_five_send_exactly_f
         ("AWS_ENDPOINT_URL_DYNAMODB", &ddb),
         ("SMS_LIMIT_PER_PHONE", "5/1h"),
     ]);
-    let api = leak(RuntimeApi::start().await.unwrap());
+    let api = runtime_api::start_static().await.unwrap();
     let functions = instances(api, "custom-sms-sender", &env, 10).await;
     let answers = invoke_all(functions, events).await;
     let limited = answers
@@ -206,7 +171,7 @@ async fn per_user_and_per_pool_limits_hold_across_instances() {
         ("AWS_ENDPOINT_URL_DYNAMODB", &ddb),
         ("SMS_LIMIT_PER_USER", "3/1h"),
     ]);
-    let api = leak(RuntimeApi::start().await.unwrap());
+    let api = runtime_api::start_static().await.unwrap();
     let answers = invoke_all(
         instances(api, "custom-sms-sender", &env_user, 4).await,
         events,
@@ -238,7 +203,7 @@ async fn per_user_and_per_pool_limits_hold_across_instances() {
         ("AWS_ENDPOINT_URL_DYNAMODB", &ddb),
         ("SMS_LIMIT_PER_POOL", "4/1m"),
     ]);
-    let api = leak(RuntimeApi::start().await.unwrap());
+    let api = runtime_api::start_static().await.unwrap();
     let answers = invoke_all(
         instances(api, "custom-sms-sender", &env_pool, 4).await,
         events,

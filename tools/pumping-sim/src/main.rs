@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use harness::runtime_api::{Answer, Function, RuntimeApi};
+use harness::runtime_api::{self, Answer, HarnessError, RuntimeApi};
 use serde_json::{Value, json};
 
 #[derive(Debug, Parser)]
@@ -115,54 +115,21 @@ fn deployed_limits(template: &Path, overrides: &[String]) -> Result<BTreeMap<Str
     Ok(env)
 }
 
-async fn instances(
-    api: &'static RuntimeApi,
-    binary: &Path,
-    env: &[(String, String)],
-    n: usize,
-) -> Result<Vec<Function<'static>>> {
-    let mut out = Vec::new();
-    for _ in 0..n {
-        let mut f = api.spawn(binary, env).await?;
-        f.ready(Duration::from_secs(10))
-            .await
-            .with_context(|| format!("{} did not start", binary.display()))?;
-        out.push(f);
-    }
-    Ok(out)
-}
-
-/// Runs `events` through the instances, all at once.
-async fn run(functions: Vec<Function<'static>>, events: Vec<Value>) -> Vec<Answer> {
-    let per = events.len().div_ceil(functions.len().max(1)).max(1);
-    let mut chunks = events.chunks(per).map(<[Value]>::to_vec);
-    let mut tasks = Vec::new();
-    for mut f in functions {
-        let Some(chunk) = chunks.next() else { break };
-        tasks.push(tokio::spawn(async move {
-            let mut answers = Vec::new();
-            for e in &chunk {
-                if let Ok((a, _)) = f.invoke(e).await {
-                    answers.push(a);
-                }
-            }
-            // Not finished here: the instances serve one queue, and this
-            // one may be handling another task's event.
-            (answers, f)
-        }));
-    }
-    let mut all = Vec::new();
-    let mut done = Vec::new();
-    for t in tasks {
-        if let Ok((answers, f)) = t.await {
-            all.extend(answers);
-            done.push(f);
-        }
-    }
-    for f in done {
-        f.finish().await;
-    }
-    all
+/// Runs `events` through the instances, all at once; an event the instances
+/// did not answer counts as refused with the harness's reason.
+async fn run(
+    functions: Vec<harness::runtime_api::Function<'static>>,
+    events: Vec<Value>,
+) -> Vec<Answer> {
+    runtime_api::invoke_concurrently(functions, events)
+        .await
+        .into_iter()
+        .map(|a| {
+            a.unwrap_or_else(|e: HarnessError| {
+                Answer::Error(json!({"errorType": "NoAnswer", "errorMessage": e.to_string()}))
+            })
+        })
+        .collect()
 }
 
 /// A refusal's reason: the error type, and the limit when the message names it.
@@ -231,8 +198,8 @@ async fn main() -> Result<()> {
     let sent_before: usize = harness::moto::sent_sms().await.len();
 
     // Sign-ups: pre-sign-up, then the sign-up code for those accepted.
-    let api: &'static RuntimeApi = Box::leak(Box::new(RuntimeApi::start().await?));
-    let pre = instances(api, &bin("pre-sign-up"), &env, args.instances).await?;
+    let api: &'static RuntimeApi = runtime_api::start_static().await?;
+    let pre = runtime_api::spawn_instances(api, &bin("pre-sign-up"), &env, args.instances).await?;
     let mut signups = Vec::new();
     for i in 0..args.signups {
         let (phone, _) = number(i % args.numbers);
@@ -262,8 +229,9 @@ async fn main() -> Result<()> {
                               "userAttributes": event["request"]["userAttributes"]});
         codes.push(e);
     }
-    let api2: &'static RuntimeApi = Box::leak(Box::new(RuntimeApi::start().await?));
-    let sender = instances(api2, &bin("custom-sms-sender"), &env, args.instances).await?;
+    let api2: &'static RuntimeApi = runtime_api::start_static().await?;
+    let sender =
+        runtime_api::spawn_instances(api2, &bin("custom-sms-sender"), &env, args.instances).await?;
     for a in run(sender, codes.clone())
         .await
         .iter()
@@ -275,8 +243,10 @@ async fn main() -> Result<()> {
     }
 
     // Sign-ins: create-auth-challenge, one code each.
-    let api3: &'static RuntimeApi = Box::leak(Box::new(RuntimeApi::start().await?));
-    let create = instances(api3, &bin("create-auth-challenge"), &env, args.instances).await?;
+    let api3: &'static RuntimeApi = runtime_api::start_static().await?;
+    let create =
+        runtime_api::spawn_instances(api3, &bin("create-auth-challenge"), &env, args.instances)
+            .await?;
     let mut signins = Vec::new();
     for i in 0..args.signins {
         let (phone, _) = number((i * 3) % args.numbers);
