@@ -116,7 +116,7 @@ impl HashingSecret {
                 let client = match config {
                     Some(c) => aws_sdk_secretsmanager::Client::new(c),
                     None => aws_sdk_secretsmanager::Client::new(
-                        &sdk_config::load(sdk_config::Budget::SYNC_TRIGGER).await,
+                        &sdk_config::for_function(sdk_config::Budget::SYNC_TRIGGER).await,
                     ),
                 };
                 Self::fetch(&client, arn.trim()).await

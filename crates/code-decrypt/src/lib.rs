@@ -242,6 +242,24 @@ impl EsdkDecryptor {
     }
 }
 
+/// The KMS client to give the Encryption SDK: `sdk`'s configuration, with
+/// its requests and timeouts run on `sdk_config`'s long-lived I/O thread.
+///
+/// The HTTPS client is a new one with the function's trust
+/// (`sdk_config::function_io_thread_client`), with a connection pool of its
+/// own. The Encryption SDK calls KMS on a runtime of its own that lives for one
+/// call (see `sdk_config::io_thread`); a plain client would open a new
+/// connection, on AWS a new TLS handshake, for every message. This one keeps
+/// its connection pooled across invocations and never needs the caller's
+/// runtime to make progress, so it cannot deadlock it.
+pub fn kms_client_for_esdk(sdk: &sdk_config::aws_config::SdkConfig) -> aws_sdk_kms::Client {
+    let config = aws_sdk_kms::config::Builder::from(sdk)
+        .sleep_impl(sdk_config::IoThreadSleep)
+        .http_client(sdk_config::function_io_thread_client())
+        .build();
+    aws_sdk_kms::Client::from_conf(config)
+}
+
 /// A KMS keyring for one key (what Cognito's messages are wrapped with).
 pub async fn kms_keyring(kms: aws_sdk_kms::Client, key_arn: &str) -> Result<KeyringRef, InitError> {
     mpl()?

@@ -13,7 +13,7 @@ use crate::error::{AdminError, classify};
 use crate::model::{Device, MfaFactor, MfaState, PoolMfa, PoolSms, User, UserPage, UserSummary};
 
 /// [`UserPoolAdmin`] over the real Cognito API (or moto). Build the
-/// `Client` once, from `sdk_config::load(..)`, and share this value.
+/// `Client` once, from `sdk_config::for_function(..)`, and share this value.
 #[derive(Debug, Clone)]
 pub struct CognitoAdmin {
     client: Client,

@@ -16,7 +16,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let settings = lambda_host::init(Settings::from_source(&lambda_host::env_var)).await?;
     let countries = lambda_host::init(CountryPolicy::from_source(&lambda_host::env_var)).await?;
     let limits = lambda_host::init(Limits::from_source(&lambda_host::env_var)).await?;
-    let config = sdk_config::load(sdk_config::Budget::SYNC_TRIGGER).await;
+    let config = sdk_config::for_function(sdk_config::Budget::SYNC_TRIGGER).await;
     let secret =
         lambda_host::init(HashingSecret::load_with(&lambda_host::env_var, &config).await).await?;
     let sender = SnsSender::new(

@@ -22,8 +22,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let limits = lambda_host::init(Limits::from_source(&lambda_host::env_var)).await?;
     // KMS then SNS, one after the other: each is bounded by the budget's
     // 2 s operation timeout, so both fit the function's 5 s timeout.
-    let sdk = sdk_config::load(sdk_config::Budget::SYNC_TRIGGER).await;
-    let kms = aws_sdk_kms::Client::new(&sdk);
+    let sdk = sdk_config::for_function(sdk_config::Budget::SYNC_TRIGGER).await;
+    let kms = code_decrypt::kms_client_for_esdk(&sdk);
     let decryptor = lambda_host::init(EsdkDecryptor::with_kms(kms, &key_arn).await).await?;
     let sender = SnsSender::new(
         aws_sdk_sns::Client::new(&sdk),

@@ -11,7 +11,7 @@ use serde_json::Value;
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_host::init_logging();
     let config = &lambda_host::init(MfaConfig::from_source(&lambda_host::env_var)).await?;
-    let sdk = sdk_config::load(Budget::SYNC_TRIGGER).await;
+    let sdk = sdk_config::for_function(Budget::SYNC_TRIGGER).await;
     let admin = &CognitoAdmin::new(aws_sdk_cognitoidentityprovider::Client::new(&sdk));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         pre_authentication::handle(config, admin, event.payload).await

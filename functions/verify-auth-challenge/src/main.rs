@@ -16,7 +16,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // the table (the secret's loader loads it itself for Secrets Manager).
     let (secret, limiter) = match limits.code_failures_per_user {
         Some(_) => {
-            let sdk = sdk_config::load(sdk_config::Budget::SYNC_TRIGGER).await;
+            let sdk = sdk_config::for_function(sdk_config::Budget::SYNC_TRIGGER).await;
             let secret = HashingSecret::load_with(&lambda_host::env_var, &sdk).await;
             (
                 lambda_host::init(secret).await?,

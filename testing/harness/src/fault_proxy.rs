@@ -4,11 +4,19 @@
 //! slow answer, or no answer at all — then forwards everything else
 //! unchanged. It lets a test show that the bounded retries of `sdk-config`
 //! ride out a brief fault and give up, clearly and in time, on a lasting one.
+//!
+//! It also counts the TCP connections its clients open, by AWS service (the
+//! service of a connection's first request, from its signature). moto answers
+//! every request with `Connection: close`, which would force a new connection
+//! per request whatever the client does; the proxy keeps its clients'
+//! connections open (it drops that hop-by-hop header and opens its own to
+//! moto), so the count shows whether a client reuses its connections.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -62,6 +70,9 @@ struct State {
     client: Client<HttpConnector, Full<Bytes>>,
     /// Held while a request is at the upstream: one at a time.
     serial: Option<tokio::sync::Mutex<()>>,
+    /// Connections accepted, in all and by the service of their first request.
+    connections: AtomicU64,
+    by_service: Mutex<BTreeMap<String, u64>>,
 }
 
 /// A running proxy.
@@ -96,13 +107,24 @@ impl FaultProxy {
             faulted: AtomicU64::new(0),
             client: Client::builder(TokioExecutor::new()).build_http(),
             serial: serial.then(|| tokio::sync::Mutex::new(())),
+            connections: AtomicU64::new(0),
+            by_service: Mutex::new(BTreeMap::new()),
         });
         let s = state.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let s = s.clone();
+                s.connections.fetch_add(1, Ordering::SeqCst);
+                let first = Arc::new(OnceLock::<()>::new());
                 tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| handle(s.clone(), req));
+                    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                        first.get_or_init(|| {
+                            let service = service_of(&req);
+                            let mut counts = s.by_service.lock().unwrap_or_else(|p| p.into_inner());
+                            *counts.entry(service).or_default() += 1;
+                        });
+                        handle(s.clone(), req)
+                    });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
                         .await;
@@ -126,6 +148,63 @@ impl FaultProxy {
     pub fn faulted(&self) -> u64 {
         self.state.faulted.load(Ordering::SeqCst)
     }
+
+    /// A proxy that faults nothing: for counting connections.
+    pub async fn passthrough(upstream: &str) -> std::io::Result<Self> {
+        Self::start(upstream, Plan::first(0, Fault::ServerError)).await
+    }
+
+    /// A pass-through proxy served by a thread of its own, for callers that
+    /// block their runtime (the Encryption SDK waits for KMS by blocking the
+    /// thread of a `current_thread` runtime, which would starve a proxy
+    /// spawned on it).
+    pub fn passthrough_on_own_thread(upstream: &str) -> std::io::Result<Self> {
+        let upstream = upstream.to_owned();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("fault-proxy".to_owned())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime for the proxy");
+                rt.block_on(async move {
+                    let _ = tx.send(Self::passthrough(&upstream).await);
+                    std::future::pending::<()>().await;
+                });
+            })?;
+        rx.recv().map_err(std::io::Error::other)?
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.state.connections.load(Ordering::SeqCst)
+    }
+
+    /// Connections that carried at least one request, by the AWS service of
+    /// their first request (`kms`, `sns`, `cognito-idp`, `dynamodb`…;
+    /// `unsigned` for a request without a SigV4 signature).
+    pub fn connections_by_service(&self) -> BTreeMap<String, u64> {
+        self.state
+            .by_service
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// The service a SigV4-signed request is for: the fourth part of its
+/// credential scope (`Credential=AKID/20261201/us-east-1/kms/aws4_request`).
+pub fn service_of<B>(req: &Request<B>) -> String {
+    req.headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split("Credential=").nth(1))
+        .and_then(|scope| scope.split([',', ' ']).next())
+        .and_then(|scope| scope.split('/').nth(3))
+        .filter(|s| !s.is_empty())
+        .unwrap_or("unsigned")
+        .to_owned()
 }
 
 fn response(status: StatusCode, headers: &[(&str, String)], body: String) -> Response<Full<Bytes>> {
@@ -247,7 +326,11 @@ async fn forward(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>>
     *out.headers_mut() = parts.headers;
     match state.client.request(out).await {
         Ok(resp) => {
-            let (parts, body) = resp.into_parts();
+            let (mut parts, body) = resp.into_parts();
+            // Hop-by-hop: moto's `Connection: close` is about the proxy's
+            // connection to moto, not the client's to the proxy.
+            parts.headers.remove(hyper::header::CONNECTION);
+            parts.headers.remove("keep-alive");
             let body = body
                 .collect()
                 .await
@@ -280,7 +363,8 @@ mod tests {
         out
     }
 
-    /// An upstream that answers 200 "upstream" to everything.
+    /// An upstream that answers 200 "upstream" to everything and, like moto,
+    /// `Connection: close`.
     async fn upstream() -> String {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
@@ -288,7 +372,12 @@ mod tests {
             while let Ok((stream, _)) = l.accept().await {
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(|_req: Request<Incoming>| async {
-                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("upstream"))))
+                        let mut r = Response::new(Full::new(Bytes::from("upstream")));
+                        r.headers_mut().insert(
+                            "connection",
+                            hyper::header::HeaderValue::from_static("close"),
+                        );
+                        Ok::<_, Infallible>(r)
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
@@ -318,6 +407,42 @@ mod tests {
             "{c}"
         );
         assert_eq!((p.requests(), p.faulted()), (3, 2));
+    }
+
+    #[tokio::test]
+    async fn counts_connections_by_service_and_keeps_them_open() {
+        let p = FaultProxy::passthrough(&upstream().await).await.unwrap();
+        let host = p.url().trim_start_matches("http://").to_owned();
+        let mut s = tokio::net::TcpStream::connect(&host).await.unwrap();
+        let auth = "AWS4-HMAC-SHA256 Credential=AKID/20261201/us-east-1/kms/aws4_request, SignedHeaders=host, Signature=00";
+        for _ in 0..3 {
+            let req = format!(
+                "POST / HTTP/1.1\r\nHost: {host}\r\nAuthorization: {auth}\r\nContent-Length: 2\r\n\r\n{{}}"
+            );
+            s.write_all(req.as_bytes()).await.unwrap();
+            // Read until the 8-byte body has come (it may follow the head).
+            let mut got = Vec::new();
+            let mut buf = vec![0u8; 4096];
+            while !got.ends_with(b"upstream") {
+                let n = s.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the proxy closed the connection");
+                got.extend_from_slice(&buf[..n]);
+            }
+            let answer = String::from_utf8_lossy(&got).to_lowercase();
+            assert!(
+                answer.starts_with("http/1.1 200") && answer.ends_with("upstream"),
+                "{answer}"
+            );
+            assert!(!answer.contains("connection: close"), "{answer}");
+        }
+        // Three requests on one connection; then one unsigned on another.
+        let c = raw_post(&p.url(), "application/json").await;
+        assert!(c.ends_with("upstream"), "{c}");
+        assert_eq!(p.requests(), 4);
+        assert_eq!(p.connections(), 2);
+        let by = p.connections_by_service();
+        assert_eq!(by.get("kms"), Some(&1));
+        assert_eq!(by.get("unsigned"), Some(&1));
     }
 
     #[tokio::test]

@@ -27,3 +27,46 @@ pub fn function_binary(name: &str) -> std::path::PathBuf {
     );
     path
 }
+
+/// Trigger events the workspace tests build in many places.
+pub mod events {
+    use serde_json::{Value, json};
+
+    /// A custom-sms-sender event (`source` e.g. `CustomSMSSender_SignUp`)
+    /// carrying `code`, encrypted as Cognito does.
+    pub fn custom_sms_sender(
+        pool: &str,
+        source: &str,
+        user: &str,
+        phone: &str,
+        code: &str,
+    ) -> Value {
+        json!({
+            "version": "1", "triggerSource": source, "region": "us-east-1",
+            "userPoolId": pool, "userName": user,
+            "callerContext": {"awsSdkVersion": "aws-sdk-unknown-unknown", "clientId": "c"},
+            "request": {"type": "customSMSSenderRequestV1", "code": code,
+                        "userAttributes": {"phone_number": phone}}
+        })
+    }
+
+    /// The first custom challenge of a sign-in (after SRP), for `user`
+    /// whose phone is `phone`.
+    pub fn create_auth_challenge(pool: &str, user: &str, phone: &str) -> Value {
+        json!({
+            "version": "1", "region": "us-east-1", "userPoolId": pool, "userName": user,
+            "callerContext": {"awsSdkVersion": "aws-sdk-js-3.529.0", "clientId": "c"},
+            "triggerSource": "CreateAuthChallenge_Authentication",
+            "request": {
+                "userAttributes": {"phone_number": phone, "locale": "en"},
+                "challengeName": "CUSTOM_CHALLENGE",
+                "session": [
+                    {"challengeName": "SRP_A", "challengeResult": true, "challengeMetadata": null},
+                    {"challengeName": "PASSWORD_VERIFIER", "challengeResult": true, "challengeMetadata": null}
+                ],
+                "userNotFound": false
+            },
+            "response": {"publicChallengeParameters": null, "privateChallengeParameters": null, "challengeMetadata": null}
+        })
+    }
+}

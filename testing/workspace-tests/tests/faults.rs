@@ -180,27 +180,6 @@ async fn post_confirmation_fails_clearly_and_in_time_when_the_fault_lasts() {
 
 const SECRET: &str = "fault-injection-hashing-secret-0123456789abcdef";
 
-fn create_event(phone: &str) -> Value {
-    json!({
-        "version": "1",
-        "region": harness::moto::REGION,
-        "userPoolId": "us-east-1_Faults",
-        "userName": "faulty",
-        "callerContext": {"awsSdkVersion": "aws-sdk-js-3.529.0", "clientId": "faults"},
-        "triggerSource": "CreateAuthChallenge_Authentication",
-        "request": {
-            "userAttributes": {"sub": "0b7f5a2e-0000-4000-8000-000000000002", "phone_number": phone, "locale": "en"},
-            "challengeName": "CUSTOM_CHALLENGE",
-            "session": [
-                {"challengeName": "SRP_A", "challengeResult": true, "challengeMetadata": null},
-                {"challengeName": "PASSWORD_VERIFIER", "challengeResult": true, "challengeMetadata": null}
-            ],
-            "userNotFound": false
-        },
-        "response": {"publicChallengeParameters": null, "privateChallengeParameters": null, "challengeMetadata": null}
-    })
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn create_auth_challenge_rides_out_brief_faults_and_fails_in_time_otherwise() {
     let env = [("CHALLENGE_SECRET", SECRET.to_owned())];
@@ -217,8 +196,13 @@ async fn create_auth_challenge_rides_out_brief_faults_and_fails_in_time_otherwis
         let proxy = FaultProxy::start(&harness::moto::endpoint(), plan)
             .await
             .unwrap();
-        let (answer, took, _) =
-            invoke_through("create-auth-challenge", &proxy, &env, &create_event(&phone)).await;
+        let (answer, took, _) = invoke_through(
+            "create-auth-challenge",
+            &proxy,
+            &env,
+            &workspace_tests::events::create_auth_challenge("us-east-1_Faults", "faulty", &phone),
+        )
+        .await;
         assert!(!answer.is_error(), "{fault:?}: {answer:?}");
         assert!(took < BRIEF_FAULT_LIMIT, "{fault:?}: took {took:?}");
         let sent = harness::moto::sent_sms().await;
@@ -232,8 +216,13 @@ async fn create_auth_challenge_rides_out_brief_faults_and_fails_in_time_otherwis
         let proxy = FaultProxy::start(&harness::moto::endpoint(), Plan::always(fault))
             .await
             .unwrap();
-        let (answer, took, logs) =
-            invoke_through("create-auth-challenge", &proxy, &env, &create_event(&phone)).await;
+        let (answer, took, logs) = invoke_through(
+            "create-auth-challenge",
+            &proxy,
+            &env,
+            &workspace_tests::events::create_auth_challenge("us-east-1_Faults", "faulty", &phone),
+        )
+        .await;
         assert!(answer.is_error(), "{fault:?}: {answer:?}");
         assert!(took < DEADLINE, "{fault:?}: {took:?} is past the deadline");
         assert!(

@@ -7,6 +7,15 @@ use std::time::{Duration, Instant};
 
 use harness::runtime_api::{self, Answer, Function, RuntimeApi};
 use serde_json::{Value, json};
+use workspace_tests::events;
+
+fn sender_event(source: &str, user: &str, phone: &str, code: &str) -> Value {
+    events::custom_sms_sender(POOL, source, user, phone, code)
+}
+
+fn create_event(user: &str, phone: &str) -> Value {
+    events::create_auth_challenge(POOL, user, phone)
+}
 
 const POOL: &str = "us-east-1_SmsAbuse";
 
@@ -55,16 +64,6 @@ impl Codes {
                 .unwrap(),
         )
     }
-}
-
-fn sender_event(source: &str, user: &str, phone: &str, code: &str) -> Value {
-    json!({
-        "version": "1", "triggerSource": source, "region": harness::moto::REGION,
-        "userPoolId": POOL, "userName": user,
-        "callerContext": {"awsSdkVersion": "aws-sdk-unknown-unknown", "clientId": "c"},
-        "request": {"type": "customSMSSenderRequestV1", "code": code,
-                    "userAttributes": {"phone_number": phone}}
-    })
 }
 
 /// DynamoDB through a proxy that hands moto one request at a time (see
@@ -302,24 +301,6 @@ async fn a_blocked_country_is_refused_at_sign_up_and_at_send_time() {
 }
 
 const SECRET: &str = "sms-abuse-test-hashing-secret-0123456789";
-
-fn create_event(user: &str, phone: &str) -> Value {
-    json!({
-        "version": "1", "region": "us-east-1", "userPoolId": POOL, "userName": user,
-        "callerContext": {"awsSdkVersion": "x", "clientId": "c"},
-        "triggerSource": "CreateAuthChallenge_Authentication",
-        "request": {
-            "userAttributes": {"phone_number": phone},
-            "challengeName": "CUSTOM_CHALLENGE",
-            "session": [
-                {"challengeName": "SRP_A", "challengeResult": true, "challengeMetadata": null},
-                {"challengeName": "PASSWORD_VERIFIER", "challengeResult": true, "challengeMetadata": null}
-            ],
-            "userNotFound": false
-        },
-        "response": {}
-    })
-}
 
 fn verify_event(user: &str, private: &Value, answer: &str) -> Value {
     json!({

@@ -159,7 +159,7 @@ async fn main() -> ExitCode {
         MfaConfig::default()
     };
 
-    let mut loader = sdk_config::loader(Budget::INTERACTIVE);
+    let mut loader = sdk_config::for_tool(Budget::INTERACTIVE);
     if let Some(region) = &cli.region {
         loader = loader.region(Region::new(region.clone()));
     }

@@ -11,7 +11,12 @@
 //! * warm latency: event out → response in, `--warm` invocations per
 //!   function, again in interleaved rounds, p50 and p99;
 //! * peak RSS (VmHWM) after the warm run; binary size and deployment-zip size
-//!   (the binary deflated as `bootstrap`).
+//!   (the binary deflated as `bootstrap`);
+//! * for functions that call AWS, the TCP connections a warm process opens
+//!   over `--connections` invocations, by service: a fresh process behind a
+//!   keep-alive proxy of ours in front of the plan's endpoint (moto closes
+//!   every connection itself, so counting there would show one per request),
+//!   one invocation to open them, then the count.
 //!
 //! Results are printed as a Markdown table (ratios to the floor) and written
 //! as JSON with `--out`.
@@ -38,6 +43,9 @@ struct Args {
     /// Cold starts per function.
     #[arg(long, default_value_t = 20)]
     cold: usize,
+    /// Warm invocations over which new connections are counted (0 = skip).
+    #[arg(long, default_value_t = 100)]
+    connections: usize,
     /// Write the results as JSON here.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -74,6 +82,8 @@ struct Result1 {
     peak_rss_mib: f64,
     binary_mib: f64,
     zip_mib: f64,
+    /// New connections per 100 warm invocations, by service (AWS functions).
+    connections_per_100: std::collections::BTreeMap<String, f64>,
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -209,7 +219,15 @@ async fn main() -> Result<()> {
             peak_rss_mib: finished.peak_rss_kib.unwrap_or_default() as f64 / 1024.0,
             binary_mib: std::fs::metadata(&e.binary)?.len() as f64 / MIB,
             zip_mib: zip_size(&e.binary)? as f64 / MIB,
+            connections_per_100: Default::default(),
         });
+    }
+    if args.connections > 0 {
+        for (e, r) in plan.iter().zip(results.iter_mut()) {
+            if e.kind == Kind::Aws {
+                r.connections_per_100 = count_connections(&api, e, args.connections).await?;
+            }
+        }
     }
     print_table(&results);
     if let Some(out) = args.out {
@@ -218,17 +236,89 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
+/// New connections per 100 warm invocations of `e`, by service, counted by a
+/// keep-alive proxy in front of the plan's `AWS_ENDPOINT_URL`.
+async fn count_connections(
+    api: &RuntimeApi,
+    e: &Entry,
+    invocations: usize,
+) -> Result<std::collections::BTreeMap<String, f64>> {
+    let Some(upstream) = e
+        .env
+        .iter()
+        .find(|(k, _)| k == "AWS_ENDPOINT_URL")
+        .map(|(_, v)| v.clone())
+    else {
+        bail!(
+            "{}: an AWS function needs AWS_ENDPOINT_URL in the plan",
+            e.name
+        );
+    };
+    let proxy = harness::fault_proxy::FaultProxy::passthrough(&upstream).await?;
+    let env: Vec<(String, String)> = e
+        .env
+        .iter()
+        .map(|(k, v)| {
+            let v = if k == "AWS_ENDPOINT_URL" {
+                proxy.url()
+            } else {
+                v.clone()
+            };
+            (k.clone(), v)
+        })
+        .collect();
+    let mut f = api.spawn(&e.binary, &env).await?;
+    f.ready(Duration::from_secs(10))
+        .await
+        .map_err(|err| anyhow::anyhow!("{}: {err}", e.name))?;
+    // The first invocation opens what the process keeps.
+    f.invoke(&e.event)
+        .await
+        .map_err(|err| anyhow::anyhow!("{}: {err}", e.name))?;
+    let before = proxy.connections_by_service();
+    for _ in 0..invocations {
+        f.invoke(&e.event)
+            .await
+            .map_err(|err| anyhow::anyhow!("{}: {err}", e.name))?;
+    }
+    let after = proxy.connections_by_service();
+    f.finish().await;
+    eprintln!(
+        "{}: connections by service {before:?} after the first invocation, {after:?} after {invocations} more",
+        e.name
+    );
+    Ok(after
+        .iter()
+        .map(|(service, n)| {
+            let new = n - before.get(service).copied().unwrap_or(0);
+            (service.clone(), new as f64 * 100.0 / invocations as f64)
+        })
+        .collect())
+}
+
+/// "kms 0, sns 0" (new connections per 100 warm invocations), or "—".
+fn connections_cell(r: &Result1) -> String {
+    if r.connections_per_100.is_empty() {
+        return "—".to_owned();
+    }
+    r.connections_per_100
+        .iter()
+        .map(|(service, n)| format!("{service} {n:.0}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn print_table(results: &[Result1]) {
     let Some(floor) = results.iter().find(|r| r.kind == Kind::Floor) else {
         return;
     };
     let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
     let mut out = String::new();
-    out.push_str("| function | kind | init ms (×floor) | cold start ms (×floor) | warm p50 µs (×floor) | warm p99 µs (×floor) | errors | peak RSS MiB | binary MiB | zip MiB |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+    out.push_str("| function | kind | init ms (×floor) | cold start ms (×floor) | warm p50 µs (×floor) | warm p99 µs (×floor) | new connections per 100 warm | errors | peak RSS MiB | binary MiB | zip MiB |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in results {
         out.push_str(&format!(
-            "| {} | {:?} | {:.2} ({:.2}×) | {:.2} ({:.2}×) | {:.0} ({:.2}×) | {:.0} ({:.2}×) | {}/{} | {:.1} | {:.2} | {:.2} |\n",
+            "| {} | {:?} | {:.2} ({:.2}×) | {:.2} ({:.2}×) | {:.0} ({:.2}×) | {:.0} ({:.2}×) | {} | {}/{} | {:.1} | {:.2} | {:.2} |\n",
             r.name,
             r.kind,
             r.init_ms,
@@ -239,6 +329,7 @@ fn print_table(results: &[Result1]) {
             ratio(r.warm_p50_us, floor.warm_p50_us),
             r.warm_p99_us,
             ratio(r.warm_p99_us, floor.warm_p99_us),
+            connections_cell(r),
             r.errors,
             r.warm_invocations,
             r.peak_rss_mib,
