@@ -50,6 +50,22 @@ pub mod events {
         })
     }
 
+    /// A confirmed sign-up of `user` (with `phone`) who chose SMS.
+    pub fn post_confirmation(pool: &str, user: &str, phone: &str) -> Value {
+        json!({
+            "version": "1", "region": "us-east-1", "userPoolId": pool, "userName": user,
+            "callerContext": {"awsSdkVersion": "aws-sdk-js-3.529.0", "clientId": "c"},
+            "triggerSource": "PostConfirmation_ConfirmSignUp",
+            "request": {"userAttributes": {
+                "sub": "0b7f5a2e-0000-4000-8000-000000000003",
+                "cognito:user_status": "CONFIRMED",
+                "phone_number": phone, "phone_number_verified": "false",
+                "custom:mfa_preference": "SMS"
+            }},
+            "response": {}
+        })
+    }
+
     /// The first custom challenge of a sign-in (after SRP), for `user`
     /// whose phone is `phone`.
     pub fn create_auth_challenge(pool: &str, user: &str, phone: &str) -> Value {

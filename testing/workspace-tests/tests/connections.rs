@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use harness::fault_proxy::FaultProxy;
 use harness::runtime_api::RuntimeApi;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const WARM: usize = 100;
 const MOST_NEW_PER_SERVICE: u64 = 2;
@@ -167,19 +167,7 @@ async fn post_confirmation_reuses_its_cognito_connection() {
         &[("phone_number", "+14155550143")],
     )
     .await;
-    let event = json!({
-        "version": "1", "region": harness::moto::REGION, "userPoolId": pool_id,
-        "userName": "conn-user",
-        "callerContext": {"awsSdkVersion": "aws-sdk-js-3.529.0", "clientId": "connections"},
-        "triggerSource": "PostConfirmation_ConfirmSignUp",
-        "request": {"userAttributes": {
-            "sub": "0b7f5a2e-0000-4000-8000-000000000003",
-            "cognito:user_status": "CONFIRMED",
-            "phone_number": "+14155550143", "phone_number_verified": "false",
-            "custom:mfa_preference": "SMS"
-        }},
-        "response": {}
-    });
+    let event = workspace_tests::events::post_confirmation(&pool_id, "conn-user", "+14155550143");
     let events = vec![event; WARM + 1];
     let new = warm_connections("post-confirmation", &[], &events).await;
     check("post-confirmation", &new, &["cognito-idp"]);

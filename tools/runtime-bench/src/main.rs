@@ -236,8 +236,19 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
-/// New connections per 100 warm invocations of `e`, by service, counted by a
-/// keep-alive proxy in front of the plan's `AWS_ENDPOINT_URL`.
+/// The services a function may call, by the suffix of their
+/// `AWS_ENDPOINT_URL_<SERVICE>` variable.
+const SERVICES: [(&str, &str); 5] = [
+    ("cognito-idp", "COGNITO_IDENTITY_PROVIDER"),
+    ("dynamodb", "DYNAMODB"),
+    ("kms", "KMS"),
+    ("secretsmanager", "SECRETS_MANAGER"),
+    ("sns", "SNS"),
+];
+
+/// New connections per 100 warm invocations of `e`, by service: each
+/// service at a keep-alive proxy of its own in front of the plan's
+/// `AWS_ENDPOINT_URL` (a host per service, as on AWS).
 async fn count_connections(
     api: &RuntimeApi,
     e: &Entry,
@@ -254,19 +265,13 @@ async fn count_connections(
             e.name
         );
     };
-    let proxy = harness::fault_proxy::FaultProxy::passthrough(&upstream).await?;
-    let env: Vec<(String, String)> = e
-        .env
-        .iter()
-        .map(|(k, v)| {
-            let v = if k == "AWS_ENDPOINT_URL" {
-                proxy.url()
-            } else {
-                v.clone()
-            };
-            (k.clone(), v)
-        })
-        .collect();
+    let mut env = e.env.clone();
+    let mut proxies = Vec::new();
+    for (service, suffix) in SERVICES {
+        let proxy = harness::fault_proxy::FaultProxy::passthrough(&upstream).await?;
+        env.push((format!("AWS_ENDPOINT_URL_{suffix}"), proxy.url()));
+        proxies.push((service, proxy));
+    }
     let mut f = api.spawn(&e.binary, &env).await?;
     f.ready(Duration::from_secs(10))
         .await
@@ -275,25 +280,29 @@ async fn count_connections(
     f.invoke(&e.event)
         .await
         .map_err(|err| anyhow::anyhow!("{}: {err}", e.name))?;
-    let before = proxy.connections_by_service();
+    let before: Vec<u64> = proxies.iter().map(|(_, p)| p.connections()).collect();
     for _ in 0..invocations {
         f.invoke(&e.event)
             .await
             .map_err(|err| anyhow::anyhow!("{}: {err}", e.name))?;
     }
-    let after = proxy.connections_by_service();
     f.finish().await;
-    eprintln!(
-        "{}: connections by service {before:?} after the first invocation, {after:?} after {invocations} more",
-        e.name
-    );
-    Ok(after
-        .iter()
-        .map(|(service, n)| {
-            let new = n - before.get(service).copied().unwrap_or(0);
-            (service.clone(), new as f64 * 100.0 / invocations as f64)
-        })
-        .collect())
+    let mut out = std::collections::BTreeMap::new();
+    for ((service, p), before) in proxies.iter().zip(before) {
+        if p.requests() > 0 {
+            let new = p.connections() - before;
+            eprintln!(
+                "{}: {service}: {} requests, {before} connection(s) after the first invocation, {new} new over {invocations} more",
+                e.name,
+                p.requests()
+            );
+            out.insert(
+                (*service).to_owned(),
+                new as f64 * 100.0 / invocations as f64,
+            );
+        }
+    }
+    Ok(out)
 }
 
 /// "kms 0, sns 0" (new connections per 100 warm invocations), or "—".
