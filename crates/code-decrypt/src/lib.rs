@@ -242,20 +242,26 @@ impl EsdkDecryptor {
     }
 }
 
-/// The KMS client to give the Encryption SDK: `sdk`'s configuration, with
-/// its requests and timeouts run on `sdk_config`'s long-lived I/O thread.
+/// A KMS client for the Encryption SDK from a configuration whose requests
+/// run on the caller's runtime: `sdk`'s, with its requests and timeouts moved
+/// to `sdk_config`'s long-lived I/O thread.
 ///
-/// The HTTPS client is a new one with the function's trust
-/// (`sdk_config::function_io_thread_client`), with a connection pool of its
-/// own. The Encryption SDK calls KMS on a runtime of its own that lives for one
+/// The Encryption SDK calls KMS on a runtime of its own that lives for one
 /// call (see `sdk_config::io_thread`); a plain client would open a new
 /// connection, on AWS a new TLS handshake, for every message. This one keeps
 /// its connection pooled across invocations and never needs the caller's
-/// runtime to make progress, so it cannot deadlock it.
+/// runtime to make progress, so it cannot deadlock it. (The Lambda function
+/// builds every client from `sdk_config::for_function_on_io_thread`, which
+/// does the same for all of them, and uses a plain `Client::new`.)
 pub fn kms_client_for_esdk(sdk: &sdk_config::aws_config::SdkConfig) -> aws_sdk_kms::Client {
+    let http = sdk.http_client().unwrap_or_else(|| {
+        sdk_config::trust::https_client(&sdk_config::Trust::SdkDefault {
+            why: "the configuration has no HTTP client".to_owned(),
+        })
+    });
     let config = aws_sdk_kms::config::Builder::from(sdk)
         .sleep_impl(sdk_config::IoThreadSleep)
-        .http_client(sdk_config::function_io_thread_client())
+        .http_client(sdk_config::on_io_thread(http))
         .build();
     aws_sdk_kms::Client::from_conf(config)
 }

@@ -127,20 +127,21 @@ pub fn function_loader(budget: Budget, vars: &[(String, String)]) -> aws_config:
     loader
 }
 
-/// A new HTTPS client for a function, with [`for_function`]'s trust, whose
-/// requests run on the long-lived I/O thread ([`io_thread`]). It has a
-/// connection pool of its own: sharing one with clients that run on the
-/// function's runtime made connections move between runtimes and some of
-/// them be opened anew (measured: 3 new DynamoDB connections over 100
-/// invocations when every service shared one endpoint).
-pub fn function_io_thread_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
-    let trust = trust::choose(
-        &trust::env_vars(),
-        Purpose::Function,
-        &BUNDLE_CANDIDATES,
-        &|p| std::path::Path::new(p).is_file(),
-    );
-    on_io_thread(trust::https_client(&trust))
+/// [`for_function`], with every request and every timeout run on the
+/// long-lived I/O thread ([`io_thread`]): for a function whose clients are
+/// called from runtimes that live for one call (the Encryption SDK's). All
+/// its clients share one connection pool, on one runtime, which the
+/// function's runtime never has to drive.
+pub async fn for_function_on_io_thread(budget: Budget) -> SdkConfig {
+    let vars = trust::env_vars();
+    let trust = trust::choose(&vars, Purpose::Function, &BUNDLE_CANDIDATES, &|p| {
+        std::path::Path::new(p).is_file()
+    });
+    function_loader(budget, &vars)
+        .http_client(on_io_thread(trust::https_client(&trust)))
+        .sleep_impl(IoThreadSleep)
+        .load()
+        .await
 }
 
 /// The loader for a command-line tool: the SDK's full credential and region

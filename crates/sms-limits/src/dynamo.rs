@@ -66,6 +66,14 @@ impl DynamoLimiter {
         })
     }
 
+    /// A limiter with a DynamoDB client built from `sdk`, or `None` (and no
+    /// client built, which would cost the init for nothing) when `limits`
+    /// names no table.
+    pub fn from_config(sdk: &sdk_config::aws_config::SdkConfig, limits: Limits) -> Option<Self> {
+        limits.table.as_ref()?;
+        Self::new(Client::new(sdk), limits)
+    }
+
     /// Puts the de-duplication record unless an unexpired one exists;
     /// returns the existing record's memo (as `Some(memo)`) when it does.
     async fn record_send(

@@ -23,7 +23,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         aws_sdk_sns::Client::new(&config),
         SenderIdentity::from_source(&lambda_host::env_var),
     );
-    let limiter = DynamoLimiter::new(aws_sdk_dynamodb::Client::new(&config), limits);
+    let limiter = DynamoLimiter::from_config(&config, limits);
     let deps = &Deps::new(settings, secret, sender, SendGate::new(countries, limiter));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         create_auth_challenge::handle(deps, event.payload, challenge_code::unix_now()).await

@@ -21,15 +21,18 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let countries = lambda_host::init(CountryPolicy::from_source(&lambda_host::env_var)).await?;
     let limits = lambda_host::init(Limits::from_source(&lambda_host::env_var)).await?;
     // KMS then SNS, one after the other: each is bounded by the budget's
-    // 2 s operation timeout, so both fit the function's 5 s timeout.
-    let sdk = sdk_config::for_function(sdk_config::Budget::SYNC_TRIGGER).await;
-    let kms = code_decrypt::kms_client_for_esdk(&sdk);
+    // 2 s operation timeout, so both fit the function's 5 s timeout. Every
+    // client runs its requests on sdk-config's I/O thread: the Encryption SDK
+    // calls KMS from a runtime that lives for one call, and a connection must
+    // outlive it to be reused.
+    let sdk = sdk_config::for_function_on_io_thread(sdk_config::Budget::SYNC_TRIGGER).await;
+    let kms = aws_sdk_kms::Client::new(&sdk);
     let decryptor = lambda_host::init(EsdkDecryptor::with_kms(kms, &key_arn).await).await?;
     let sender = SnsSender::new(
         aws_sdk_sns::Client::new(&sdk),
         SenderIdentity::from_source(&lambda_host::env_var),
     );
-    let limiter = DynamoLimiter::new(aws_sdk_dynamodb::Client::new(&sdk), limits);
+    let limiter = DynamoLimiter::from_config(&sdk, limits);
     let deps = &Deps {
         decryptor,
         sender,
