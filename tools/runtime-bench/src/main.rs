@@ -43,6 +43,10 @@ struct Args {
     /// Cold starts per function.
     #[arg(long, default_value_t = 20)]
     cold: usize,
+    /// Whole runs (cold and warm phases); the table gives the median of each
+    /// number and every run's table follows it.
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
     /// Warm invocations over which new connections are counted (0 = skip).
     #[arg(long, default_value_t = 100)]
     connections: usize,
@@ -137,7 +141,69 @@ async fn main() -> Result<()> {
         }
     }
     let api = RuntimeApi::start().await?;
+    let mut runs = Vec::new();
+    for run in 1..=args.runs.max(1) {
+        eprintln!("run {run}/{}", args.runs.max(1));
+        runs.push(measure(&api, &plan, &args).await?);
+    }
+    let mut results = median_of_runs(&runs);
+    if args.connections > 0 {
+        for (e, r) in plan.iter().zip(results.iter_mut()) {
+            if e.kind == Kind::Aws {
+                r.connections_per_100 = count_connections(&api, e, args.connections).await?;
+            }
+        }
+    }
+    let mut out = String::new();
+    if runs.len() > 1 {
+        out.push_str(&format!(
+            "Median of {} runs (each run's table follows):\n\n",
+            runs.len()
+        ));
+    }
+    out.push_str(&table(&results));
+    if runs.len() > 1 {
+        for (i, run) in runs.iter().enumerate() {
+            out.push_str(&format!("\nRun {}:\n\n{}", i + 1, table(run)));
+        }
+    }
+    std::io::stdout().lock().write_all(out.as_bytes())?;
+    if let Some(path) = &args.out {
+        let json = serde_json::json!({"median": results, "runs": runs});
+        std::fs::write(path, serde_json::to_string_pretty(&json)?)?;
+    }
+    Ok(())
+}
 
+/// The median of each timing over the runs (errors summed, memory the
+/// largest); the runs measure the same plan in the same order.
+fn median_of_runs(runs: &[Vec<Result1>]) -> Vec<Result1> {
+    let Some(first) = runs.first() else {
+        return Vec::new();
+    };
+    let med = |f: &dyn Fn(&Result1) -> f64, i: usize| {
+        let mut v: Vec<f64> = runs.iter().map(|r| f(&r[i])).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    first
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Result1 {
+            init_ms: med(&|x| x.init_ms, i),
+            cold_start_ms: med(&|x| x.cold_start_ms, i),
+            warm_p50_us: med(&|x| x.warm_p50_us, i),
+            warm_p99_us: med(&|x| x.warm_p99_us, i),
+            warm_invocations: runs.iter().map(|x| x[i].warm_invocations).sum(),
+            errors: runs.iter().map(|x| x[i].errors).sum(),
+            peak_rss_mib: runs.iter().map(|x| x[i].peak_rss_mib).fold(0.0, f64::max),
+            ..r.clone()
+        })
+        .collect()
+}
+
+/// One interleaved run of the plan: cold starts, then warm invocations.
+async fn measure(api: &RuntimeApi, plan: &[Entry], args: &Args) -> Result<Vec<Result1>> {
     // Cold: interleaved rounds of fresh processes.
     let mut inits: Vec<Vec<Duration>> = vec![Vec::new(); plan.len()];
     let mut colds: Vec<Vec<Duration>> = vec![Vec::new(); plan.len()];
@@ -163,7 +229,7 @@ async fn main() -> Result<()> {
     // Warm: one process per function, invoked in interleaved chunks.
     let apis = {
         let mut v = Vec::new();
-        for _ in &plan {
+        for _ in plan {
             v.push(RuntimeApi::start().await?);
         }
         v
@@ -222,18 +288,7 @@ async fn main() -> Result<()> {
             connections_per_100: Default::default(),
         });
     }
-    if args.connections > 0 {
-        for (e, r) in plan.iter().zip(results.iter_mut()) {
-            if e.kind == Kind::Aws {
-                r.connections_per_100 = count_connections(&api, e, args.connections).await?;
-            }
-        }
-    }
-    print_table(&results);
-    if let Some(out) = args.out {
-        std::fs::write(&out, serde_json::to_string_pretty(&results)?)?;
-    }
-    Ok(())
+    Ok(results)
 }
 
 /// The services a function may call, by the suffix of their
@@ -317,9 +372,9 @@ fn connections_cell(r: &Result1) -> String {
         .join(", ")
 }
 
-fn print_table(results: &[Result1]) {
+fn table(results: &[Result1]) -> String {
     let Some(floor) = results.iter().find(|r| r.kind == Kind::Floor) else {
-        return;
+        return String::new();
     };
     let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
     let mut out = String::new();
@@ -346,8 +401,7 @@ fn print_table(results: &[Result1]) {
             r.zip_mib,
         ));
     }
-    let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(out.as_bytes());
+    out
 }
 
 #[cfg(test)]
