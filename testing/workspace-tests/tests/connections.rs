@@ -1,4 +1,4 @@
-//! Connection reuse, counted: the AWS-calling function binaries under our
+//! Connection reuse, counted: every function binary that calls AWS, under our
 //! Runtime API, each AWS service at a keep-alive proxy of its own in front of
 //! moto (`harness::fault_proxy`; `AWS_ENDPOINT_URL_<SERVICE>`), so that, as
 //! on AWS, every service is a host of its own. moto answers `Connection:
@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use harness::fault_proxy::FaultProxy;
 use harness::runtime_api::RuntimeApi;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const WARM: usize = 100;
 const MOST_NEW_PER_SERVICE: u64 = 2;
@@ -243,4 +243,60 @@ async fn custom_sms_sender_reuses_its_connections_when_every_service_shares_one_
         new <= MOST_NEW_PER_SERVICE,
         "{new} new connections over {WARM} warm invocations"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pre_authentication_reuses_its_cognito_connection() {
+    let sdk = harness::moto::sdk_config().await;
+    let client = aws_sdk_cognitoidentityprovider::Client::new(&sdk);
+    let pool_id = harness::moto::new_pool(&client, "connections-guard").await;
+    let phone = "+14155550149";
+    harness::moto::new_user(&client, &pool_id, "guarded", &[("phone_number", phone)]).await;
+    // A user whose policy gives a factor: the guard reads the user at every
+    // sign-in (and writes the factor the first time).
+    let event = json!({
+        "version": "1", "region": harness::moto::REGION, "userPoolId": pool_id, "userName": "guarded",
+        "callerContext": {"awsSdkVersion": "aws-sdk-js-3", "clientId": "c"},
+        "triggerSource": "PreAuthentication_Authentication",
+        "request": {"userAttributes": {"phone_number": phone, "cognito:user_status": "CONFIRMED",
+                                       "custom:mfa_preference": "SMS"},
+                    "validationData": null, "userNotFound": false},
+        "response": {}
+    });
+    let events = vec![event; WARM + 1];
+    let seen = warm_connections("pre-authentication", &[], &events).await;
+    check("pre-authentication", &seen, &["cognito-idp"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_auth_challenge_reuses_its_dynamodb_connection() {
+    // Wrong answers with the lockout on: every invocation reads and counts
+    // in the limits table.
+    let table = limits_table("connections-verify").await;
+    let env = [
+        ("SMS_LIMIT_TABLE", table),
+        ("CODE_FAILURES_PER_USER", HIGH_LIMIT.to_owned()),
+        (
+            "CHALLENGE_SECRET",
+            "connections-test-hashing-secret-0123456789".to_owned(),
+        ),
+    ];
+    let event = json!({
+        "version": "1", "region": harness::moto::REGION, "userPoolId": POOL, "userName": "guesser",
+        "callerContext": {"awsSdkVersion": "aws-sdk-unknown-unknown", "clientId": "c"},
+        "triggerSource": "VerifyAuthChallengeResponse_Authentication",
+        "request": {
+            "userAttributes": {"phone_number": "+14155550150"},
+            "privateChallengeParameters": {
+                "codeHash": "05a0abd7ced9ba232b82e85a6c87a10b00a5c855e00d763563bb63464178c02a",
+                "expiresAt": "4102444800"
+            },
+            "challengeAnswer": "000000",
+            "userNotFound": false
+        },
+        "response": {"answerCorrect": null}
+    });
+    let events = vec![event; WARM + 1];
+    let seen = warm_connections("verify-auth-challenge", &env, &events).await;
+    check("verify-auth-challenge", &seen, &["dynamodb"]);
 }
