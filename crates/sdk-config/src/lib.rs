@@ -101,13 +101,37 @@ pub async fn for_function(budget: Budget) -> SdkConfig {
     function_loader(budget, &trust::env_vars()).load().await
 }
 
+/// [`for_function`], with every request and every timeout run on the
+/// long-lived I/O thread ([`io_thread`]): for a function whose clients are
+/// called from runtimes that live for one call (the Encryption SDK's). All
+/// its clients share one connection pool, on one runtime, which the
+/// function's runtime never has to drive.
+pub async fn for_function_on_io_thread(budget: Budget) -> SdkConfig {
+    loader_for(budget, &trust::env_vars(), true).load().await
+}
+
 /// The loader [`for_function`] uses, for the environment `vars`.
 pub fn function_loader(budget: Budget, vars: &[(String, String)]) -> aws_config::ConfigLoader {
+    loader_for(budget, vars, false)
+}
+
+fn loader_for(
+    budget: Budget,
+    vars: &[(String, String)],
+    io_thread: bool,
+) -> aws_config::ConfigLoader {
     let trust = trust::choose(vars, Purpose::Function, &BUNDLE_CANDIDATES, &|p| {
         std::path::Path::new(p).is_file()
     });
     tracing::debug!("HTTPS trust: {trust}");
-    let mut loader = base(budget).http_client(trust::https_client(&trust));
+    let http = trust::https_client(&trust);
+    let mut loader = if io_thread {
+        base(budget)
+            .http_client(on_io_thread(http))
+            .sleep_impl(IoThreadSleep)
+    } else {
+        base(budget).http_client(http)
+    };
     let set = |name: &str| vars.iter().any(|(k, v)| k == name && !v.trim().is_empty());
     if set("AWS_ACCESS_KEY_ID") && set("AWS_SECRET_ACCESS_KEY") {
         loader = loader.credentials_provider(
@@ -125,23 +149,6 @@ pub fn function_loader(budget: Budget, vars: &[(String, String)]) -> aws_config:
         loader = loader.region(aws_config::Region::new(region));
     }
     loader
-}
-
-/// [`for_function`], with every request and every timeout run on the
-/// long-lived I/O thread ([`io_thread`]): for a function whose clients are
-/// called from runtimes that live for one call (the Encryption SDK's). All
-/// its clients share one connection pool, on one runtime, which the
-/// function's runtime never has to drive.
-pub async fn for_function_on_io_thread(budget: Budget) -> SdkConfig {
-    let vars = trust::env_vars();
-    let trust = trust::choose(&vars, Purpose::Function, &BUNDLE_CANDIDATES, &|p| {
-        std::path::Path::new(p).is_file()
-    });
-    function_loader(budget, &vars)
-        .http_client(on_io_thread(trust::https_client(&trust)))
-        .sleep_impl(IoThreadSleep)
-        .load()
-        .await
 }
 
 /// The loader for a command-line tool: the SDK's full credential and region
