@@ -20,20 +20,6 @@ fn binary() -> PathBuf {
     }
 }
 
-/// moto's endpoint variables, with the endpoint replaced by `url`.
-fn env_at(url: &str) -> Vec<(String, String)> {
-    moto::child_env()
-        .into_iter()
-        .map(|(k, v)| {
-            if k == "AWS_ENDPOINT_URL" {
-                (k, url.to_owned())
-            } else {
-                (k, v)
-            }
-        })
-        .collect()
-}
-
 fn event(pool: &str, user: &str, attrs: Value, not_found: bool) -> Value {
     json!({
         "version": "1", "region": moto::REGION, "userPoolId": pool, "userName": user,
@@ -87,7 +73,10 @@ async fn an_admin_created_user_without_a_factor_gets_the_policys_factor() {
 
     let proxy = counting_proxy().await;
     let api = RuntimeApi::start().await.unwrap();
-    let mut f = api.spawn(&binary(), &env_at(&proxy.url())).await.unwrap();
+    let mut f = api
+        .spawn(&binary(), &moto::child_env_at(&proxy.url()))
+        .await
+        .unwrap();
     f.ready(Duration::from_secs(10)).await.unwrap();
 
     let attrs =
@@ -149,7 +138,10 @@ async fn a_totp_user_is_read_once_and_an_unknown_user_is_answered_alike() {
 
     let proxy = counting_proxy().await;
     let api = RuntimeApi::start().await.unwrap();
-    let mut f = api.spawn(&binary(), &env_at(&proxy.url())).await.unwrap();
+    let mut f = api
+        .spawn(&binary(), &moto::child_env_at(&proxy.url()))
+        .await
+        .unwrap();
     f.ready(Duration::from_secs(10)).await.unwrap();
 
     let real = event(&pool, "bo", json!({"phone_number": "+14155550142"}), false);
@@ -209,7 +201,10 @@ async fn an_unreachable_cognito_denies_the_sign_in_quickly_and_safely() {
         .port();
     let api = RuntimeApi::start().await.unwrap();
     let mut f = api
-        .spawn(&binary(), &env_at(&format!("http://127.0.0.1:{port}")))
+        .spawn(
+            &binary(),
+            &moto::child_env_at(&format!("http://127.0.0.1:{port}")),
+        )
         .await
         .unwrap();
     f.ready(Duration::from_secs(10)).await.unwrap();
@@ -235,7 +230,10 @@ async fn an_unreachable_cognito_denies_the_sign_in_quickly_and_safely() {
     let silent = FaultProxy::start(&moto::endpoint(), Plan::always(Fault::Hang))
         .await
         .unwrap();
-    let mut g = api.spawn(&binary(), &env_at(&silent.url())).await.unwrap();
+    let mut g = api
+        .spawn(&binary(), &moto::child_env_at(&silent.url()))
+        .await
+        .unwrap();
     g.ready(Duration::from_secs(10)).await.unwrap();
     let started = Instant::now();
     let (answer, _) = g

@@ -30,8 +30,14 @@ pub fn endpoint() -> String {
 /// The environment a child process (a release binary) needs to use moto:
 /// endpoint, region and dummy credentials.
 pub fn child_env() -> Vec<(String, String)> {
+    child_env_at(&endpoint())
+}
+
+/// [`child_env`] with the endpoint at `url` (a proxy or a TLS front in front
+/// of moto).
+pub fn child_env_at(url: &str) -> Vec<(String, String)> {
     vec![
-        ("AWS_ENDPOINT_URL".into(), endpoint()),
+        ("AWS_ENDPOINT_URL".into(), url.to_owned()),
         ("AWS_REGION".into(), REGION.into()),
         ("AWS_DEFAULT_REGION".into(), REGION.into()),
         ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
@@ -111,10 +117,21 @@ pub async fn new_kms_key(kms: &aws_sdk_kms::Client) -> String {
         .to_owned()
 }
 
-/// moto's record of what it did (`GET /moto-api/data.json`).
+/// moto's record of what it did (`GET /moto-api/data.json`). moto builds
+/// it by walking its state with no lock, so a request changing that state
+/// at the same time (another test) can make it answer an error instead:
+/// asked again, up to five times.
 pub async fn moto_data() -> Value {
-    let body = http_get(&endpoint(), "/moto-api/data.json").await;
-    serde_json::from_str(&body).unwrap_or_else(|e| panic!("moto data.json is not JSON: {e}"))
+    let mut last = String::new();
+    for _ in 0..5 {
+        let body = http_get(&endpoint(), "/moto-api/data.json").await;
+        match serde_json::from_str(&body) {
+            Ok(data) => return data,
+            Err(e) => last = format!("{e}: {}", body.chars().take(200).collect::<String>()),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("moto data.json is not JSON after 5 tries: {last}")
 }
 
 /// Every SMS moto's SNS has "sent": `(phone, message)` pairs, oldest first.

@@ -209,12 +209,7 @@ async fn custom_sms_sender_reuses_its_connections_when_every_service_shares_one_
     let proxy = FaultProxy::passthrough(&harness::moto::endpoint())
         .await
         .unwrap();
-    let mut env = harness::moto::child_env();
-    for (k, v) in env.iter_mut() {
-        if k == "AWS_ENDPOINT_URL" {
-            *v = proxy.url();
-        }
-    }
+    let mut env = harness::moto::child_env_at(&proxy.url());
     let limits = limits_env(limits_table("connections-shared").await);
     env.extend(limits.into_iter().map(|(k, v)| (k.to_owned(), v)));
     env.push(("KEY_ARN".to_owned(), key_arn));

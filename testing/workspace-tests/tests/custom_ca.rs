@@ -100,12 +100,7 @@ async fn invoke(
     extra: &[(&str, String)],
     event: &Value,
 ) -> (Answer, String) {
-    let mut env = harness::moto::child_env();
-    for (k, v) in env.iter_mut() {
-        if k == "AWS_ENDPOINT_URL" {
-            *v = front.url.clone();
-        }
-    }
+    let mut env = harness::moto::child_env_at(&front.url);
     env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
     let api = RuntimeApi::start().await.unwrap();
     let mut f = api

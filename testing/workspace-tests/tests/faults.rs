@@ -19,16 +19,6 @@ use serde_json::{Value, json};
 const DEADLINE: Duration = Duration::from_secs(5);
 const BRIEF_FAULT_LIMIT: Duration = Duration::from_millis(4500);
 
-fn moto_env_at(url: &str) -> Vec<(String, String)> {
-    let mut env = harness::moto::child_env();
-    for (k, v) in env.iter_mut() {
-        if k == "AWS_ENDPOINT_URL" {
-            *v = url.to_owned();
-        }
-    }
-    env
-}
-
 /// Runs one event through `binary` with its AWS endpoint at `proxy`.
 async fn invoke_through(
     binary: &str,
@@ -37,7 +27,7 @@ async fn invoke_through(
     event: &Value,
 ) -> (Answer, Duration, String) {
     let api = RuntimeApi::start().await.unwrap();
-    let mut env = moto_env_at(&proxy.url());
+    let mut env = harness::moto::child_env_at(&proxy.url());
     env.extend(extra_env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
     let mut f = api
         .spawn(&workspace_tests::function_binary(binary), &env)
