@@ -6,8 +6,8 @@
 //! logging set-up):
 //! * cold init: spawn → first `GET /invocation/next`; cold start: init + the
 //!   first invocation; the median of `--cold` fresh processes each, taken in
-//!   interleaved rounds (floor, f1, f2, …, floor, f1, …) so that machine drift
-//!   hits every function alike;
+//!   interleaved rounds, each in a shuffled order of its own, so that machine
+//!   drift and the order of neighbours hit every function alike;
 //! * warm latency: event out → response in, `--warm` invocations per
 //!   function, again in interleaved rounds, p50 and p99;
 //! * peak RSS (VmHWM) after the warm run; binary size and deployment-zip size
@@ -208,7 +208,13 @@ async fn measure(api: &RuntimeApi, plan: &[Entry], args: &Args) -> Result<Vec<Re
     let mut inits: Vec<Vec<Duration>> = vec![Vec::new(); plan.len()];
     let mut colds: Vec<Vec<Duration>> = vec![Vec::new(); plan.len()];
     for round in 0..args.cold {
-        for (i, e) in plan.iter().enumerate() {
+        // Each round takes the plan in an order of its own (shuffled with the
+        // round as seed, so a run can be repeated), so that no function always
+        // runs first or always follows the same neighbour.
+        let mut order: Vec<usize> = (0..plan.len()).collect();
+        fastrand::Rng::with_seed(round as u64).shuffle(&mut order);
+        for i in order {
+            let e = &plan[i];
             let mut f = api.spawn(&e.binary, &e.env).await?;
             let init = f
                 .ready(Duration::from_secs(10))

@@ -38,9 +38,22 @@ fn load(events: &Path, rel: &str) -> Result<Value> {
 }
 
 fn entry(args: &Args, name: &str, kind: &str, event: Value, env: Vec<(String, String)>) -> Value {
+    entry_of(args, name, name, kind, event, env)
+}
+
+/// A row named `name` that runs `binary` (a function measured in a second
+/// configuration gets a row of its own).
+fn entry_of(
+    args: &Args,
+    name: &str,
+    binary: &str,
+    kind: &str,
+    event: Value,
+    env: Vec<(String, String)>,
+) -> Value {
     json!({
         "name": name,
-        "binary": args.bin_dir.join(if name == "floor" { "echo-floor" } else { name }),
+        "binary": args.bin_dir.join(if binary == "floor" { "echo-floor" } else { binary }),
         "kind": kind,
         "event": event,
         "env": env,
@@ -94,12 +107,34 @@ async fn main() -> Result<()> {
         "CHALLENGE_SECRET".to_owned(),
         replay::dispatch::REPLAY_CHALLENGE_SECRET.to_owned(),
     )];
+    let correct_code = load(&args.events, "verify-auth-challenge/correct-code.json")?;
     plan.push(entry(
         &args,
         "verify-auth-challenge",
         "pure",
-        load(&args.events, "verify-auth-challenge/correct-code.json")?,
+        correct_code.clone(),
         secret.clone(),
+    ));
+    // As the template deploys it: the wrong-code lockout on, so the limits
+    // table's client is built at init (the secret stays in the environment, as
+    // for create-auth-challenge, so that init holds no round trip to moto).
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    let table = harness::moto::new_limits_table(&ddb, "bench-lockout").await;
+    plan.push(entry_of(
+        &args,
+        "verify-auth-challenge, lockout on",
+        "verify-auth-challenge",
+        "aws",
+        correct_code,
+        [
+            moto.clone(),
+            secret.clone(),
+            vec![
+                ("SMS_LIMIT_TABLE".to_owned(), table),
+                ("CODE_FAILURES_PER_USER".to_owned(), "10/1h".to_owned()),
+            ],
+        ]
+        .concat(),
     ));
     plan.push(entry(
         &args,
