@@ -131,19 +131,13 @@ async fn confirmed_user(
     (event, client, pool, user)
 }
 
+/// Whether moto shows SMS as the user's preferred factor.
 async fn sms_preferred(
     client: &aws_sdk_cognitoidentityprovider::Client,
     pool: &str,
     user: &str,
 ) -> bool {
-    let out = client
-        .admin_get_user()
-        .user_pool_id(pool)
-        .username(user)
-        .send()
-        .await
-        .expect("moto AdminGetUser");
-    out.preferred_mfa_setting() == Some("SMS_MFA")
+    harness::moto::mfa_of(client, pool, user).await.1 == "SMS_MFA"
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
