@@ -72,6 +72,17 @@ pub struct MfaMethods {
     pub totp: bool,
 }
 
+/// As `MFA_METHODS` is written: `SMS,TOTP`.
+impl std::fmt::Display for MfaMethods {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = [(self.sms, "SMS"), (self.totp, "TOTP")]
+            .into_iter()
+            .filter_map(|(on, name)| on.then_some(name))
+            .collect();
+        f.write_str(&names.join(","))
+    }
+}
+
 impl MfaMethods {
     pub const BOTH: Self = Self {
         sms: true,

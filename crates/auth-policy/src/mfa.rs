@@ -146,15 +146,17 @@ pub enum MfaDecision {
 ///   operator's fallback after a lost device. Otherwise nothing: the app runs
 ///   the TOTP set-up (in an `ON` pool Cognito itself asks for it).
 ///
-/// `preference` is the raw `custom:mfa_preference` (absent: the default).
+/// `preference` is the raw `custom:mfa_preference` (absent or unknown: the
+/// pool's default).
 pub fn decide_mfa(config: &MfaConfig, preference: Option<&str>, has_phone: bool) -> MfaDecision {
     let skip = |reason| MfaDecision::Skip { reason };
     if config.mode == MfaMode::Off {
         return skip(MfaSkipReason::MfaOff);
     }
-    let Ok(effective) = MfaPreference::effective(preference, config.default_preference) else {
-        return skip(MfaSkipReason::UnknownPreference);
-    };
+    // An unknown value (users can write the attribute) means the pool's
+    // default, in every function: a typo must never switch MFA off.
+    let effective = MfaPreference::effective(preference, config.default_preference)
+        .unwrap_or(config.default_preference);
     let apply = |settings| MfaDecision::Apply {
         preference: effective,
         settings,
@@ -349,9 +351,20 @@ mod tests {
             reason(decide_mfa(&totp_only, Some("SMS"), true)),
             MfaSkipReason::MethodNotEnabled
         );
-        let r = reason(decide_mfa(&sms_only, Some("carrier-pigeon"), true));
-        assert_eq!(r, MfaSkipReason::UnknownPreference);
-        assert!(r.is_warning());
+        // An unknown choice is the pool's default, not a skip.
+        assert_eq!(
+            decide_mfa(&sms_only, Some("carrier-pigeon"), true),
+            decide_mfa(&sms_only, None, true)
+        );
+        assert_eq!(
+            settings(decide_mfa(&sms_only, Some("carrier-pigeon"), true)),
+            MfaSettings::SMS_PREFERRED
+        );
+        let totp_default = cfg(MfaMode::Optional, true, true, MfaPreference::Totp);
+        assert_eq!(
+            decide_mfa(&totp_default, Some("EMAIL?"), true),
+            decide_mfa(&totp_default, None, true)
+        );
     }
 
     #[test]

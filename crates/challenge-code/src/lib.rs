@@ -29,7 +29,10 @@ use zeroize::Zeroizing;
 
 mod secret;
 
-pub use secret::{HashingSecret, MIN_SECRET_BYTES, SECRET_ARN_VAR, SECRET_VAR, SecretError};
+pub use secret::{
+    CHALLENGE_VARS, HashingSecret, LIMIT_KEY_ARN_VAR, LIMIT_KEY_LABEL, LIMIT_KEY_VAR,
+    LIMIT_KEY_VARS, MIN_SECRET_BYTES, SECRET_ARN_VAR, SECRET_VAR, SecretError, SecretVars,
+};
 
 /// Digits in a code.
 pub const CODE_DIGITS: usize = 6;

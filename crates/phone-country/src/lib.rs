@@ -13,6 +13,14 @@
 //!   gives no country (such as the fictional +1 555 867 5309) is refused;
 //! * with no allow list every other number passes, with or without a country.
 //!
+//! A number the plan calls invalid has no country, but the block list still
+//! sees through it: the plan's metadata for its calling code places it in a
+//! region (the region whose leading-digits pattern its national number
+//! starts with; else the code's only or main region), and it is refused when
+//! that region is blocked. Otherwise a block on `JM` would let through
+//! `+1 876 000 0000`, or any number of a range Jamaica assigned after the
+//! plan was last updated.
+//!
 //! The numbering plan is loaded on first use, and only when a list is set:
 //! a pool without country rules pays nothing at init or per call.
 
@@ -89,7 +97,8 @@ impl PartialEq<&str> for Country {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CountryVerdict {
     /// The number's country, when the policy had to look it up and the
-    /// numbering plan knows one.
+    /// numbering plan knows one; for a number the plan calls invalid and the
+    /// block list refuses, the blocked region it belongs to.
     pub country: Option<Country>,
     pub refusal: Option<CountryRefusal>,
 }
@@ -154,7 +163,19 @@ impl CountryPolicy {
                 refusal: None,
             };
         }
-        let country = country_of(phone);
+        let number = parse(phone);
+        let country = number.as_ref().and_then(valid_country);
+        if country.is_none()
+            && !self.blocked.is_empty()
+            && let Some(region) = number
+                .as_ref()
+                .and_then(|n| blocked_region_of_invalid(n, &self.blocked))
+        {
+            return CountryVerdict {
+                country: Some(region),
+                refusal: Some(CountryRefusal::Blocked),
+            };
+        }
         let refusal = match country {
             Some(c) if self.blocked.contains(&c) => Some(CountryRefusal::Blocked),
             Some(c) if !self.allowed.is_empty() && !self.allowed.contains(&c) => {
@@ -171,17 +192,63 @@ impl CountryPolicy {
 /// number: the region whose numbering rules the number matches. `None` for
 /// numbers no region claims (unassigned or fictional ranges, garbage).
 pub fn country_of(phone: &str) -> Option<Country> {
+    valid_country(&parse(phone)?)
+}
+
+/// The number, when it looks like E.164 and the plan can parse it.
+fn parse(phone: &str) -> Option<phonenumber::PhoneNumber> {
     let phone = phone.trim();
     // E.164 is at most 15 digits after the plus; anything longer is not a
     // number, and parsing it would only cost time.
     if phone.len() > 16 || !phone.starts_with('+') {
         return None;
     }
-    let number = phonenumber::parse(None, phone).ok()?;
-    if !phonenumber::is_valid(&number) {
+    phonenumber::parse(None, phone).ok()
+}
+
+/// The country of a number the plan calls valid.
+fn valid_country(number: &phonenumber::PhoneNumber) -> Option<Country> {
+    if !phonenumber::is_valid(number) {
         return None;
     }
     number.country().id().map(Country)
+}
+
+/// For a number the plan calls invalid: the blocked region its calling code
+/// and leading digits place it in, if any. The regions are the plan's
+/// metadata for the calling code: those whose leading-digits pattern
+/// (`leading_digits`, e.g. `658|876` for JM under +1) the national number
+/// starts with; when none does, the code's only region (+53: CU) or its
+/// main region (+1: US, +44: GB). Non-geographic codes (+800, +882, region
+/// `001`) place a number in no region.
+fn blocked_region_of_invalid(
+    number: &phonenumber::PhoneNumber,
+    blocked: &HashSet<Country>,
+) -> Option<Country> {
+    let regions = phonenumber::metadata::DATABASE.by_code(&number.country().code())?;
+    let country = |meta: &phonenumber::Metadata| meta.id().parse().ok().map(Country);
+    if let [only] = regions[..] {
+        return country(only).filter(|c| blocked.contains(c));
+    }
+    // With leading zeros (`national().value()` drops them).
+    let national = number.national().to_string();
+    let starts_with = |meta: &phonenumber::Metadata| {
+        meta.leading_digits()
+            .and_then(|pattern| pattern.find(&national))
+            .is_some_and(|m| m.start() == 0)
+    };
+    let mut claimed: Vec<&phonenumber::Metadata> =
+        regions.iter().copied().filter(|m| starts_with(m)).collect();
+    if claimed.is_empty() {
+        claimed = regions
+            .into_iter()
+            .filter(|m| m.is_main_country_for_code())
+            .collect();
+    }
+    claimed
+        .into_iter()
+        .filter_map(country)
+        .find(|c| blocked.contains(c))
 }
 
 #[cfg(test)]
@@ -248,6 +315,151 @@ mod tests {
             both.check("+14162530000").refusal,
             Some(CountryRefusal::Blocked)
         );
+    }
+
+    #[test]
+    fn the_block_list_sees_through_invalid_numbers() {
+        let jm = policy("", "JM");
+        // +1 876 000 0000: invalid (no NANP exchange starts with 0), but
+        // Jamaica's by its leading digits.
+        assert_eq!(country_of("+18760000000"), None);
+        let verdict = jm.check("+18760000000");
+        assert_eq!(verdict.refusal, Some(CountryRefusal::Blocked));
+        assert_eq!(verdict.country.unwrap(), "JM");
+        // Jamaica's other area code, and a number too short to be valid.
+        assert_eq!(
+            jm.check("+16580000000").refusal,
+            Some(CountryRefusal::Blocked)
+        );
+        assert_eq!(jm.check("+1876").refusal, Some(CountryRefusal::Blocked));
+        // Valid numbers as before.
+        assert_eq!(
+            jm.check("+18762530000").refusal,
+            Some(CountryRefusal::Blocked)
+        );
+        assert_eq!(jm.check("+18762530000").country.unwrap(), "JM");
+        assert!(jm.check("+16502530000").allowed());
+        assert_eq!(jm.check("+16502530000").country.unwrap(), "US");
+        // Invalid numbers whose leading digits are no blocked region's.
+        for number in [
+            "+15558675309",
+            "+12640000000",
+            "+16500000000",
+            "+447700900123",
+        ] {
+            let verdict = jm.check(number);
+            assert!(verdict.allowed(), "{number}");
+            assert_eq!(verdict.country, None, "{number}");
+        }
+
+        let cu = policy("", "CU");
+        assert!(cu.check("+18760000000").allowed());
+        assert_eq!(cu.check("+18760000000").country, None);
+        // +53 is Cuba's alone: an invalid +53 number is Cuba's.
+        for number in ["+531234", "+5300000001", "+53999999999999"] {
+            assert_eq!(country_of(number), None, "{number}");
+            assert_eq!(
+                cu.check(number).refusal,
+                Some(CountryRefusal::Blocked),
+                "{number}"
+            );
+        }
+        assert_eq!(
+            cu.check("+5351234567").refusal,
+            Some(CountryRefusal::Blocked),
+            "a valid Cuban mobile"
+        );
+
+        // A shared code: the leading digits pick the region, and the main
+        // region takes what no other region's leading digits claim.
+        let us = policy("", "US");
+        assert_eq!(
+            us.check("+15558675309").refusal,
+            Some(CountryRefusal::Blocked)
+        );
+        assert!(us.check("+18760000000").allowed(), "Jamaica's digits");
+        assert!(us.check("+18762530000").allowed());
+        let kz = policy("", "KZ");
+        assert_eq!(country_of("+7712345"), None);
+        assert_eq!(kz.check("+7712345").country.unwrap(), "KZ");
+        assert_eq!(country_of("+7312345"), None);
+        assert!(kz.check("+7312345").allowed(), "Russia's digits");
+        // Non-geographic codes belong to no region.
+        let many = policy("", "US,JM,CU,GB");
+        for number in ["+80012345678", "+8001234"] {
+            assert!(phonenumber::parse(None, number).is_ok(), "{number}");
+            assert!(many.check(number).allowed(), "{number}");
+        }
+
+        // With an allow list an invalid number was refused already; with
+        // both lists, the block list names the reason.
+        let allowed = policy("US", "");
+        assert_eq!(
+            allowed.check("+18760000000").refusal,
+            Some(CountryRefusal::NoCountry)
+        );
+        let both = policy("US", "JM");
+        assert_eq!(
+            both.check("+18760000000").refusal,
+            Some(CountryRefusal::Blocked)
+        );
+        assert_eq!(
+            both.check("+15558675309").refusal,
+            Some(CountryRefusal::NoCountry)
+        );
+    }
+
+    /// No input panics, whatever the lists (a deterministic stand-in for a
+    /// property test: proptest is not a dependency of this crate).
+    #[test]
+    fn no_input_panics() {
+        let policies = [
+            policy("", "JM,CU,US,GB,KZ,IT,NO,FI,MA,RE,GP,CW,SH,AU"),
+            policy("US,JP", "CA"),
+            policy("JP", ""),
+        ];
+        let alphabet: Vec<char> = "+0123456789 -()+٣０\u{0}é".chars().collect();
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut inputs: Vec<String> = vec![
+            String::new(),
+            "+".into(),
+            "+0".into(),
+            "+00000000000000".into(),
+            "+999999999999999".into(),
+            "+3900000000".into(),
+            "+1".repeat(20),
+        ];
+        for _ in 0..5_000 {
+            let len = (next() % 20) as usize;
+            let mut s: String = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            if next() % 2 == 0 {
+                s.insert(0, '+');
+            }
+            inputs.push(s);
+        }
+        // Every calling code, with a few national numbers.
+        for code in 1..1000 {
+            for national in ["", "0", "00000000", "1234567", "99999999999"] {
+                inputs.push(format!("+{code}{national}"));
+            }
+        }
+        for input in &inputs {
+            let _ = country_of(input);
+            for p in &policies {
+                let verdict = p.check(input);
+                if verdict.refusal == Some(CountryRefusal::Blocked) {
+                    assert!(verdict.country.is_some(), "{input:?}");
+                }
+            }
+        }
     }
 
     #[test]

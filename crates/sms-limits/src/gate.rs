@@ -24,6 +24,9 @@ pub enum FailMode {
 pub enum Refusal {
     Country(CountryRefusal),
     Limited(LimitKind, LimitSpec),
+    /// A sign-in code for a user whose wrong codes reached
+    /// `CODE_FAILURES_PER_USER`.
+    LockedOut,
     /// The table could not be used and the send fails closed.
     Unavailable(LimiterError),
 }
@@ -34,6 +37,7 @@ impl Refusal {
         match self {
             Self::Country(c) => c.as_str(),
             Self::Limited(kind, _) => kind.as_str(),
+            Self::LockedOut => "code_lockout",
             Self::Unavailable(_) => "limits_unavailable",
         }
     }
@@ -93,6 +97,7 @@ impl<L: Limiter> SendGate<L> {
             Ok(Admission::Send) => Verdict::Send { failed_open: false },
             Ok(Admission::Duplicate { memo }) => Verdict::Duplicate { memo },
             Ok(Admission::Limited(kind, spec)) => Verdict::Refused(Refusal::Limited(kind, spec)),
+            Ok(Admission::LockedOut) => Verdict::Refused(Refusal::LockedOut),
             Err(e) => match mode {
                 FailMode::Open => Verdict::Send { failed_open: true },
                 FailMode::Closed => Verdict::Refused(Refusal::Unavailable(e)),
@@ -121,9 +126,14 @@ mod tests {
             pool: "p",
             user: "u",
             phone,
-            dedup: Some("e".into()),
-            memo: None,
-            dedup_ttl: crate::DEDUP_TTL_SECS,
+            phone_verified: false,
+            dedup: Some(crate::Dedup {
+                kind: crate::RecordKind::Sent,
+                unique: "e".into(),
+                ttl: crate::DEDUP_TTL_SECS,
+                memo: None,
+            }),
+            check_lockout: false,
             now: 1_700_000_000,
         }
     }

@@ -4,23 +4,39 @@
 //! premium-rate numbers by scripted sign-ups, resends and sign-ins. Limits
 //! kept in one instance's memory do nothing against that (Lambda runs many
 //! instances), so the counters live in one DynamoDB table and every change is
-//! a conditional, atomic write ([`DynamoLimiter`]); [`MemoryLimiter`] has the
+//! conditional and atomic ([`DynamoLimiter`]); [`MemoryLimiter`] has the
 //! same semantics in memory for replay and tests.
 //!
-//! Before a send, [`Limiter::admit`]:
-//! 1. records the send under a key derived from the event (no duplicate
-//!    sends when Lambda or Cognito retries it); an unexpired record means
-//!    the send was made already: [`Admission::Duplicate`];
-//! 2. counts it against the per-phone, per-user and per-pool limits, in that
-//!    order, each a conditional `ADD` that fails once the window's count is
-//!    reached: [`Admission::Limited`]. A refused send may still have counted
-//!    against the limits checked before the one that refused it (never
-//!    against later ones): the error is on the safe side.
+//! Before a send, [`Limiter::admit`] makes ONE all-or-nothing decision (a
+//! DynamoDB transaction, one round trip):
+//! - the de-duplication record of the send (no duplicate sends when Lambda
+//!   or Cognito retries it); an unexpired record means the send was made
+//!   already: [`Admission::Duplicate`], with the record's memo;
+//! - the per-phone, per-user and per-pool counters, narrowest first, each a
+//!   conditional `ADD` that fails once the window's count is reached:
+//!   [`Admission::Limited`] names the narrowest that refused;
+//! - for a sign-in code, the user's wrong-code count below the lockout:
+//!   [`Admission::LockedOut`].
+//!
+//! A refused send therefore writes nothing: it takes no budget of any other
+//! limit and leaves no record. That is exact under concurrency because
+//! DynamoDB transactions are serializable: two instances racing for the last
+//! unit of a budget cannot both pass, and a transaction that loses a race is
+//! cancelled whole (`TransactionConflict`) and retried, never half applied.
+//!
+//! The per-phone budget: a number's verified holder (`phone_number_verified`
+//! true) has a budget of their own for it, counted per number and user; every
+//! other send to the number (unverified holders: phone numbers are not
+//! unique) shares the number's common budget. An account that carries a
+//! victim's number can exhaust only the common budget, never the victim's.
 //!
 //! Windows are fixed and aligned to the epoch (see [`LimitSpec`]); a burst at
 //! a window's edge can therefore reach twice a limit over any sliding span of
-//! one window. The table holds no phone number or username in the clear:
-//! keys use their SHA-256.
+//! one window. The table holds no phone number, username or pool id in the
+//! clear, nor anything that can be reversed into one: every key is an
+//! HMAC-SHA256 under the limiter's key ([`challenge_code::HashingSecret`],
+//! `LIMIT_KEY_SECRET_ARN`), so a country's numbers cannot be brute-forced
+//! from a table dump.
 
 mod dynamo;
 pub mod gate;
@@ -29,7 +45,7 @@ pub mod spec;
 
 use std::future::Future;
 
-use sha2::{Digest, Sha256};
+use challenge_code::HashingSecret;
 use thiserror::Error;
 
 pub use dynamo::DynamoLimiter;
@@ -45,21 +61,55 @@ pub const DEDUP_TTL_SECS: u64 = 15 * 60;
 /// Grace after a counter's window ends before DynamoDB's TTL may delete it.
 pub const EXPIRY_GRACE_SECS: u64 = 60;
 
+/// What a de-duplication record stands for; its key prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordKind {
+    /// A custom sender's send of one event (`sent#`).
+    Sent,
+    /// create-auth-challenge's code for one sign-in (`challenge#`):
+    /// verify-auth-challenge deletes it when the code is accepted.
+    Challenge,
+}
+
+impl RecordKind {
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Challenge => "challenge",
+        }
+    }
+}
+
+/// The de-duplication part of a send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dedup {
+    pub kind: RecordKind,
+    /// The same for every retry of one event, different for every other
+    /// (the encrypted code a custom sender receives; the session a custom
+    /// challenge is made for). Hashed with the pool, user and phone.
+    pub unique: String,
+    /// How long the record holds, in seconds.
+    pub ttl: u64,
+    /// Kept with the record and handed back to a duplicate
+    /// (create-auth-challenge keeps the code's stamp there, so Cognito's
+    /// retry answers with the code already sent).
+    pub memo: Option<String>,
+}
+
 /// One SMS about to be sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing<'a> {
     pub pool: &'a str,
     pub user: &'a str,
     pub phone: &'a str,
-    /// The same for every retry of one event, different for every other
-    /// ([`dedup_key`]); `None` sends without de-duplication.
-    pub dedup: Option<String>,
-    /// How long the de-duplication record holds, in seconds.
-    pub dedup_ttl: u64,
-    /// Kept with the de-duplication record and handed back to a duplicate
-    /// (create-auth-challenge keeps the code's stamp there, so a retry
-    /// answers with the code already sent).
-    pub memo: Option<String>,
+    /// The user's `phone_number_verified` is true: the per-phone limit
+    /// counts this user's own sends to the number, not the common budget.
+    pub phone_verified: bool,
+    /// `None` sends without de-duplication.
+    pub dedup: Option<Dedup>,
+    /// Refuse while the user's wrong codes reach `CODE_FAILURES_PER_USER`
+    /// (a sign-in code: no new code for a locked-out user).
+    pub check_lockout: bool,
     /// Unix seconds.
     pub now: u64,
 }
@@ -69,10 +119,26 @@ pub struct Outgoing<'a> {
 pub enum Admission {
     /// Counted: send it.
     Send,
-    /// This limit's window is full: send nothing.
+    /// This limit's window is full (the narrowest that refused): send
+    /// nothing. Nothing was counted.
     Limited(LimitKind, LimitSpec),
     /// The same event was sent already: send nothing.
     Duplicate { memo: Option<String> },
+    /// The user's wrong codes reached `CODE_FAILURES_PER_USER`: send
+    /// nothing. Nothing was counted.
+    LockedOut,
+}
+
+/// A wrong-code attempt reserved before the answer is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// Counted as a wrong code until [`Limiter::return_code_attempt`] gives
+    /// it back (the answer was right).
+    Reserved,
+    /// The window's count is reached: the answer must not be checked.
+    LockedOut,
+    /// No `CODE_FAILURES_PER_USER`: nothing to reserve.
+    Unlimited,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -88,14 +154,19 @@ pub trait Limiter: Sync {
     /// The configured limits.
     fn limits(&self) -> &Limits;
 
-    /// Records and counts one send (see the crate docs).
+    /// The table key of `out`'s de-duplication record (`None` without one):
+    /// create-auth-challenge hands it to verify, which deletes the record of
+    /// an accepted code.
+    fn record_key(&self, out: &Outgoing<'_>) -> Option<String>;
+
+    /// Records and counts one send, all or nothing (see the crate docs).
     fn admit(
         &self,
         out: &Outgoing<'_>,
     ) -> impl Future<Output = Result<Admission, LimiterError>> + Send;
 
-    /// Drops the de-duplication record of a send that was refused or failed,
-    /// so that a retry of the event is judged again.
+    /// Drops the de-duplication record of a send that failed, so that a
+    /// retry of the event is judged again.
     fn forget(&self, out: &Outgoing<'_>) -> impl Future<Output = Result<(), LimiterError>> + Send;
 
     /// Wrong one-time codes of the user in the current window of
@@ -107,13 +178,37 @@ pub trait Limiter: Sync {
         now: u64,
     ) -> impl Future<Output = Result<u32, LimiterError>> + Send;
 
-    /// Counts one wrong code; returns the window's count after it.
+    /// Counts one wrong code unconditionally; returns the window's count
+    /// after it (replay's set-up of earlier failures).
     fn record_code_failure(
         &self,
         pool: &str,
         user: &str,
         now: u64,
     ) -> impl Future<Output = Result<u32, LimiterError>> + Send;
+
+    /// Reserves one answer against `CODE_FAILURES_PER_USER` before it is
+    /// checked: one conditional `ADD` while the count is below the limit.
+    /// Of any number of answers arriving at once, at most the limit's
+    /// count are reserved; the others are [`Reservation::LockedOut`].
+    fn reserve_code_attempt(
+        &self,
+        pool: &str,
+        user: &str,
+        now: u64,
+    ) -> impl Future<Output = Result<Reservation, LimiterError>> + Send;
+
+    /// The answer reserved at `now` was right: gives the attempt back and,
+    /// when `record` names create-auth-challenge's record of the code,
+    /// deletes it, so the accepted code is never handed out again. The two
+    /// writes go out together.
+    fn return_code_attempt(
+        &self,
+        pool: &str,
+        user: &str,
+        now: u64,
+        record: Option<&str>,
+    ) -> impl Future<Output = Result<(), LimiterError>> + Send;
 }
 
 /// Whether `failures` wrong codes lock the user out under `limits`.
@@ -123,29 +218,20 @@ pub fn is_locked_out(limits: &Limits, failures: u32) -> bool {
         .is_some_and(|spec| failures >= spec.count)
 }
 
-fn sha256_hex(parts: &[&str]) -> String {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update((p.len() as u64).to_be_bytes());
-        h.update(p.as_bytes());
-    }
-    hex::encode(h.finalize())
-}
-
-/// The de-duplication key of one event's send: a digest of the pool, the
-/// user, the trigger source and what makes the event unique (the encrypted
-/// code a custom sender receives; the session a custom challenge is made
-/// for).
-pub fn dedup_key(pool: &str, user: &str, trigger_source: &str, unique: &str) -> String {
-    sha256_hex(&[pool, user, trigger_source, unique])
-}
-
-/// The table keys (attribute `pk`).
-pub(crate) fn counter_key(kind: LimitKind, out: &Outgoing<'_>, spec: LimitSpec) -> String {
+/// The table keys (attribute `pk`), all keyed hashes under the limiter's key.
+pub(crate) fn counter_key(
+    key: &HashingSecret,
+    kind: LimitKind,
+    out: &Outgoing<'_>,
+    spec: LimitSpec,
+) -> String {
     let subject = match kind {
-        LimitKind::Phone => sha256_hex(&["phone", out.phone]),
-        LimitKind::User => sha256_hex(&["user", out.pool, out.user]),
-        LimitKind::Pool => out.pool.to_owned(),
+        LimitKind::Phone if out.phone_verified => {
+            key.keyed_hex(&["phone-holder", out.pool, out.user, out.phone])
+        }
+        LimitKind::Phone => key.keyed_hex(&["phone", out.phone]),
+        LimitKind::User => key.keyed_hex(&["user", out.pool, out.user]),
+        LimitKind::Pool => key.keyed_hex(&["pool", out.pool]),
     };
     format!(
         "{}#{}#{}#{}",
@@ -156,61 +242,158 @@ pub(crate) fn counter_key(kind: LimitKind, out: &Outgoing<'_>, spec: LimitSpec) 
     )
 }
 
-pub(crate) fn dedup_pk(key: &str) -> String {
-    format!("sent#{key}")
+pub(crate) fn record_pk(key: &HashingSecret, out: &Outgoing<'_>) -> Option<String> {
+    let d = out.dedup.as_ref()?;
+    Some(format!(
+        "{}#{}",
+        d.kind.prefix(),
+        key.keyed_hex(&[d.kind.prefix(), out.pool, out.user, out.phone, &d.unique])
+    ))
 }
 
-pub(crate) fn code_failure_key(pool: &str, user: &str, spec: LimitSpec, now: u64) -> String {
+/// The prefix of the wrong-code counters (verify-auth-challenge's IAM
+/// policy reaches only these and the `challenge#` records).
+pub const CODE_FAILURE_PREFIX: &str = "codefail";
+
+pub(crate) fn code_failure_key(
+    key: &HashingSecret,
+    pool: &str,
+    user: &str,
+    spec: LimitSpec,
+    now: u64,
+) -> String {
     format!(
-        "codefail#{}#{}#{}",
-        sha256_hex(&["user", pool, user]),
+        "{CODE_FAILURE_PREFIX}#{}#{}#{}",
+        key.keyed_hex(&["user", pool, user]),
         spec.window_secs,
         spec.window_start(now)
     )
+}
+
+/// Whether `pk` is a record key verify may delete (a `challenge#` record).
+pub fn is_challenge_record(pk: &str) -> bool {
+    pk.strip_prefix("challenge#")
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn out(phone: &'static str, now: u64) -> Outgoing<'static> {
+    fn key(byte: u8) -> HashingSecret {
+        HashingSecret::new(vec![byte; 32], "test").unwrap()
+    }
+
+    fn out(phone: &'static str, verified: bool, now: u64) -> Outgoing<'static> {
         Outgoing {
             pool: "us-east-1_P",
             user: "alice",
             phone,
-            dedup: None,
-            memo: None,
-            dedup_ttl: DEDUP_TTL_SECS,
+            phone_verified: verified,
+            dedup: Some(Dedup {
+                kind: RecordKind::Challenge,
+                unique: "s".into(),
+                ttl: 6,
+                memo: None,
+            }),
+            check_lockout: false,
             now,
         }
     }
 
     #[test]
-    fn keys_hold_no_phone_or_username_and_change_with_the_window() {
+    fn keys_hold_no_phone_username_or_pool_and_change_with_the_window() {
+        let k = key(1);
         let spec = LimitSpec::parse("5/15m").unwrap();
-        let a = counter_key(LimitKind::Phone, &out("+14155550123", 1_700_000_000), spec);
+        let a = counter_key(
+            &k,
+            LimitKind::Phone,
+            &out("+14155550123", false, 1_700_000_000),
+            spec,
+        );
         assert!(
             !a.contains("4155550123") && a.starts_with("per_phone#"),
             "{a}"
         );
-        let u = counter_key(LimitKind::User, &out("+14155550123", 1_700_000_000), spec);
-        assert!(!u.contains("alice"), "{u}");
+        let u = counter_key(
+            &k,
+            LimitKind::User,
+            &out("+14155550123", false, 1_700_000_000),
+            spec,
+        );
+        assert!(!u.contains("alice") && !u.contains("us-east-1_P"), "{u}");
+        let p = counter_key(
+            &k,
+            LimitKind::Pool,
+            &out("+14155550123", false, 1_700_000_000),
+            spec,
+        );
+        assert!(!p.contains("us-east-1_P"), "{p}");
         let later = counter_key(
+            &k,
             LimitKind::Phone,
-            &out("+14155550123", 1_700_000_000 + 900),
+            &out("+14155550123", false, 1_700_000_000 + 900),
             spec,
         );
         assert_ne!(a, later);
-        let same = counter_key(LimitKind::Phone, &out("+14155550123", 1_700_000_001), spec);
+        let same = counter_key(
+            &k,
+            LimitKind::Phone,
+            &out("+14155550123", false, 1_700_000_001),
+            spec,
+        );
         assert_eq!(a, same);
     }
 
     #[test]
-    fn dedup_keys_separate_their_parts() {
-        assert_ne!(
-            dedup_key("p", "ab", "c", "d"),
-            dedup_key("p", "a", "bc", "d")
+    fn a_verified_holder_has_a_phone_budget_of_their_own() {
+        let k = key(1);
+        let spec = LimitSpec::parse("5/15m").unwrap();
+        let t = 1_700_000_000;
+        let common = counter_key(&k, LimitKind::Phone, &out("+14155550123", false, t), spec);
+        let own = counter_key(&k, LimitKind::Phone, &out("+14155550123", true, t), spec);
+        assert_ne!(common, own);
+        let mut bob = out("+14155550123", true, t);
+        bob.user = "bob";
+        assert_ne!(own, counter_key(&k, LimitKind::Phone, &bob, spec));
+        let mut bob_unverified = out("+14155550123", false, t);
+        bob_unverified.user = "bob";
+        assert_eq!(
+            common,
+            counter_key(&k, LimitKind::Phone, &bob_unverified, spec)
         );
-        assert_eq!(dedup_key("p", "a", "b", "c"), dedup_key("p", "a", "b", "c"));
+    }
+
+    #[test]
+    fn two_secrets_write_different_keys() {
+        let spec = LimitSpec::parse("5/15m").unwrap();
+        let o = out("+14155550123", false, 1_700_000_000);
+        for kind in [LimitKind::Phone, LimitKind::User, LimitKind::Pool] {
+            assert_ne!(
+                counter_key(&key(1), kind, &o, spec),
+                counter_key(&key(2), kind, &o, spec)
+            );
+        }
+        assert_ne!(record_pk(&key(1), &o), record_pk(&key(2), &o));
+        assert_ne!(
+            code_failure_key(&key(1), "p", "u", spec, 1),
+            code_failure_key(&key(2), "p", "u", spec, 1)
+        );
+    }
+
+    #[test]
+    fn record_keys_name_their_kind_and_the_destination() {
+        let k = key(1);
+        let o = out("+14155550123", false, 1);
+        let r = record_pk(&k, &o).unwrap();
+        assert!(is_challenge_record(&r), "{r}");
+        let other_phone = out("+14155550124", false, 1);
+        assert_ne!(record_pk(&k, &other_phone), Some(r.clone()));
+        let mut sent = o.clone();
+        sent.dedup.as_mut().unwrap().kind = RecordKind::Sent;
+        let s = record_pk(&k, &sent).unwrap();
+        assert!(s.starts_with("sent#") && !is_challenge_record(&s));
+        assert!(!is_challenge_record("challenge#x"));
+        assert!(!is_challenge_record("codefail#00"));
     }
 }

@@ -4,8 +4,16 @@
 
 use std::time::{Duration, Instant};
 
+use challenge_code::HashingSecret;
 use harness::fault_proxy::FaultProxy;
-use sms_limits::{Admission, DynamoLimiter, LimitKind, LimitSpec, Limiter, Limits, Outgoing};
+use sms_limits::{
+    Admission, Dedup, DynamoLimiter, LimitKind, LimitSpec, Limiter, Limits, Outgoing, RecordKind,
+    Reservation,
+};
+
+fn key() -> HashingSecret {
+    HashingSecret::new(b"moto-test-limit-key-moto-test-limit-key".to_vec(), "test").unwrap()
+}
 
 /// A limiter on a fresh table. Its client reaches moto through a proxy that
 /// hands moto one request at a time: moto's conditional writes are not
@@ -23,6 +31,7 @@ async fn limiter(limits: Limits) -> (DynamoLimiter, FaultProxy) {
             table: Some(table),
             ..limits
         },
+        key(),
     )
     .expect("a table is named");
     (limiter, proxy)
@@ -39,9 +48,14 @@ fn send<'a>(phone: &'a str, user: &'a str, now: u64, dedup: Option<String>) -> O
         pool: "us-east-1_Limits",
         user,
         phone,
-        dedup,
-        memo: None,
-        dedup_ttl: sms_limits::DEDUP_TTL_SECS,
+        phone_verified: false,
+        dedup: dedup.map(|unique| Dedup {
+            kind: RecordKind::Sent,
+            unique,
+            ttl: sms_limits::DEDUP_TTL_SECS,
+            memo: None,
+        }),
+        check_lockout: false,
         now,
     }
 }
@@ -117,10 +131,10 @@ async fn the_same_event_twice_is_one_send_and_its_memo_comes_back() {
     let (l, _proxy) = limiter(Limits::default()).await;
     let t = now();
     let mut first = send("+14155550105", "dee", t, Some("the-event".into()));
-    first.memo = Some("stamp-1".into());
+    first.dedup.as_mut().unwrap().memo = Some("stamp-1".into());
     assert_eq!(l.admit(&first).await, Ok(Admission::Send));
     let mut again = first.clone();
-    again.memo = Some("stamp-2".into());
+    again.dedup.as_mut().unwrap().memo = Some("stamp-2".into());
     assert_eq!(
         l.admit(&again).await,
         Ok(Admission::Duplicate {
@@ -168,6 +182,7 @@ async fn an_unreachable_table_is_an_error_within_the_sync_budget() {
             table: Some("t".into()),
             ..Limits::default()
         },
+        key(),
     )
     .unwrap();
     let started = Instant::now();
@@ -179,9 +194,9 @@ async fn an_unreachable_table_is_an_error_within_the_sync_budget() {
     assert!(started.elapsed() < Duration::from_millis(2500));
 }
 
-/// What the limiter adds to a send: one conditional put (de-duplication)
-/// and three conditional updates (phone, user, pool), against moto over
-/// loopback. The median is printed for docs/benchmarks.md (`--nocapture`).
+/// What the limiter adds to a send: one transaction of a conditional put
+/// (de-duplication) and three conditional updates (phone, user, pool),
+/// against moto over loopback. The median is printed for docs/benchmarks.md (`--nocapture`).
 #[tokio::test]
 async fn every_send_under_all_limits_is_admitted_and_its_cost_is_printed() {
     let (l, _proxy) = limiter(Limits {
@@ -203,8 +218,263 @@ async fn every_send_under_all_limits_is_admitted_and_its_cost_is_printed() {
     }
     took.sort();
     eprintln!(
-        "limiter admit (1 put + 3 conditional updates) on moto: median {:?}, p90 {:?}",
+        "limiter admit (1 transaction: put + 3 conditional updates) on moto: median {:?}, p90 {:?}",
         took[took.len() / 2],
         took[took.len() * 9 / 10]
     );
+}
+
+/// A phone refused by its limit takes nothing from the user's or the pool's
+/// budget, under concurrency: 20 sends at once, 10 to an exhausted number
+/// and 10 to fresh ones, with a user limit of 11 (1 + 10).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_refusals_take_no_budget_of_another_limit() {
+    let (l, _proxy) = limiter(Limits {
+        per_phone: LimitSpec::parse("1/1h"),
+        per_user: LimitSpec::parse("11/1h"),
+        per_pool: LimitSpec::parse("1000/1h"),
+        ..Limits::default()
+    })
+    .await;
+    let l = std::sync::Arc::new(l);
+    let t = now();
+    assert_eq!(
+        l.admit(&send("+14155550200", "hal", t, None)).await,
+        Ok(Admission::Send)
+    );
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let l = l.clone();
+            tokio::spawn(async move {
+                let phone = if i % 2 == 0 {
+                    "+14155550200".to_owned()
+                } else {
+                    format!("+1415555030{}", i / 2)
+                };
+                l.admit(&send(&phone, "hal", t, None)).await
+            })
+        })
+        .collect();
+    let mut outcomes = std::collections::BTreeMap::new();
+    for task in tasks {
+        let key = match task.await.expect("task") {
+            Ok(Admission::Send) => "send",
+            Ok(Admission::Limited(LimitKind::Phone, _)) => "phone",
+            other => panic!("unexpected {other:?}"),
+        };
+        *outcomes.entry(key).or_insert(0) += 1;
+    }
+    assert_eq!(outcomes.get("send"), Some(&10), "{outcomes:?}");
+    assert_eq!(outcomes.get("phone"), Some(&10), "{outcomes:?}");
+    // The user's budget is now exactly used: 1 + 10.
+    assert!(matches!(
+        l.admit(&send("+14155550399", "hal", t, None)).await,
+        Ok(Admission::Limited(LimitKind::User, _))
+    ));
+}
+
+/// The victim's verified number has a budget of its own: an attacker's
+/// account carrying the same number exhausts only the common one.
+#[tokio::test]
+async fn an_impostor_exhausts_the_common_budget_and_not_the_verified_holder_s() {
+    let (l, _proxy) = limiter(Limits {
+        per_phone: LimitSpec::parse("5/15m"),
+        ..Limits::default()
+    })
+    .await;
+    let t = now();
+    for _ in 0..5 {
+        assert_eq!(
+            l.admit(&send("+14155550400", "mallory", t, None)).await,
+            Ok(Admission::Send)
+        );
+    }
+    assert!(matches!(
+        l.admit(&send("+14155550400", "mallory", t, None)).await,
+        Ok(Admission::Limited(LimitKind::Phone, _))
+    ));
+    let mut victim = send("+14155550400", "victim", t, None);
+    victim.phone_verified = true;
+    assert_eq!(l.admit(&victim).await, Ok(Admission::Send));
+}
+
+/// Ten wrong answers at once with a lockout of 3: three reservations, seven
+/// lock-outs; then even a right answer is locked out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reservations_are_exact_under_concurrency() {
+    let (l, _proxy) = limiter(Limits {
+        code_failures_per_user: LimitSpec::parse("3/1h"),
+        ..Limits::default()
+    })
+    .await;
+    let l = std::sync::Arc::new(l);
+    let t = now();
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let l = l.clone();
+            tokio::spawn(async move { l.reserve_code_attempt("p", "eve", t).await })
+        })
+        .collect();
+    let mut reserved = 0;
+    let mut locked = 0;
+    for task in tasks {
+        match task.await.expect("task") {
+            Ok(Reservation::Reserved) => reserved += 1,
+            Ok(Reservation::LockedOut) => locked += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((reserved, locked), (3, 7));
+    assert_eq!(l.code_failures("p", "eve", t).await, Ok(3));
+    // A right answer gives its reservation back.
+    let (l2, _p2) = limiter(Limits {
+        code_failures_per_user: LimitSpec::parse("3/1h"),
+        ..Limits::default()
+    })
+    .await;
+    assert_eq!(
+        l2.reserve_code_attempt("p", "ann", t).await,
+        Ok(Reservation::Reserved)
+    );
+    l2.return_code_attempt("p", "ann", t, None).await.unwrap();
+    assert_eq!(l2.code_failures("p", "ann", t).await, Ok(0));
+}
+
+/// A sign-in code's record lives 6 s and is deleted once the code is
+/// accepted; a lockout refuses the send in the same transaction.
+#[tokio::test]
+async fn challenge_records_and_the_lockout_in_one_transaction() {
+    let (l, _proxy) = limiter(Limits {
+        per_phone: LimitSpec::parse("100/1h"),
+        code_failures_per_user: LimitSpec::parse("2/1h"),
+        ..Limits::default()
+    })
+    .await;
+    let t = now();
+    let challenge = |phone: &'static str, at: u64| Outgoing {
+        pool: "us-east-1_Limits",
+        user: "ivy",
+        phone,
+        phone_verified: true,
+        dedup: Some(Dedup {
+            kind: RecordKind::Challenge,
+            unique: "session".into(),
+            ttl: 6,
+            memo: Some(format!("stamp-{at}")),
+        }),
+        check_lockout: true,
+        now: at,
+    };
+    assert_eq!(
+        l.admit(&challenge("+14155550500", t)).await,
+        Ok(Admission::Send)
+    );
+    assert_eq!(
+        l.admit(&challenge("+14155550500", t + 3)).await,
+        Ok(Admission::Duplicate {
+            memo: Some(format!("stamp-{t}"))
+        })
+    );
+    // Another number: a new code.
+    assert_eq!(
+        l.admit(&challenge("+14155550501", t + 3)).await,
+        Ok(Admission::Send)
+    );
+    // More than 6 s later: a new code.
+    assert_eq!(
+        l.admit(&challenge("+14155550500", t + 7)).await,
+        Ok(Admission::Send)
+    );
+    // Accepted: the record is gone at once.
+    let record = l.record_key(&challenge("+14155550500", t + 8)).unwrap();
+    l.return_code_attempt("us-east-1_Limits", "ivy", t + 8, Some(&record))
+        .await
+        .unwrap();
+    assert_eq!(
+        l.admit(&challenge("+14155550500", t + 8)).await,
+        Ok(Admission::Send)
+    );
+    // Two wrong codes: the next sign-in code is refused, and nothing counted.
+    for _ in 0..2 {
+        l.record_code_failure("us-east-1_Limits", "ivy", t)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        l.admit(&challenge("+14155550502", t + 9)).await,
+        Ok(Admission::LockedOut)
+    );
+    // Even Cognito's retry of a code already sent is refused while locked out.
+    assert_eq!(
+        l.admit(&challenge("+14155550501", t + 4)).await,
+        Ok(Admission::LockedOut)
+    );
+    let mut sign_up = challenge("+14155550502", t + 9);
+    sign_up.check_lockout = false;
+    assert_eq!(l.admit(&sign_up).await, Ok(Admission::Send));
+}
+
+/// The table holds no number, name or pool in the clear, and two keys write
+/// different items for the same send.
+#[tokio::test]
+async fn table_keys_are_keyed_hashes() {
+    let proxy = FaultProxy::serializing(&harness::moto::endpoint())
+        .await
+        .expect("proxy");
+    let sdk = harness::moto::sdk_config_at(&proxy.url(), sdk_config::Budget::SYNC_TRIGGER).await;
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    let table = harness::moto::new_limits_table(&ddb, "sms-keys").await;
+    let limits = Limits {
+        per_phone: LimitSpec::parse("5/1h"),
+        per_user: LimitSpec::parse("5/1h"),
+        per_pool: LimitSpec::parse("5/1h"),
+        table: Some(table.clone()),
+        ..Limits::default()
+    };
+    let t = now();
+    let mut all = Vec::new();
+    for secret in [
+        b"first-limit-key-first-limit-key-first".to_vec(),
+        b"second-limit-key-second-limit-key-sec".to_vec(),
+    ] {
+        let l = DynamoLimiter::new(
+            ddb.clone(),
+            limits.clone(),
+            HashingSecret::new(secret, "t").unwrap(),
+        )
+        .unwrap();
+        let before: std::collections::BTreeSet<String> = scan_keys(&ddb, &table).await;
+        assert_eq!(
+            l.admit(&send("+14155550600", "jo", t, Some("ev".into())))
+                .await,
+            Ok(Admission::Send)
+        );
+        let after = scan_keys(&ddb, &table).await;
+        let written: Vec<String> = after.difference(&before).cloned().collect();
+        assert_eq!(written.len(), 4, "{written:?}");
+        for k in &written {
+            assert!(
+                !k.contains("4155550600") && !k.contains("jo#") && !k.contains("us-east-1_Limits"),
+                "{k}"
+            );
+        }
+        all.push(written);
+    }
+    // Under another key, none of the same send's items is the same.
+    assert!(all[0].iter().all(|k| !all[1].contains(k)), "{all:?}");
+}
+
+async fn scan_keys(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> std::collections::BTreeSet<String> {
+    ddb.scan()
+        .table_name(table)
+        .send()
+        .await
+        .expect("scan")
+        .items()
+        .iter()
+        .filter_map(|i| i.get("pk").and_then(|v| v.as_s().ok()).cloned())
+        .collect()
 }

@@ -31,7 +31,7 @@ use lambda_host::events::cognito::{
 use lambda_runtime::Diagnostic;
 use serde_json::Value;
 use sms_delivery::{SmsError, SmsSender};
-use sms_limits::{FailMode, Limiter, Outgoing, Refusal, SendGate, Verdict};
+use sms_limits::{Dedup, FailMode, Limiter, Outgoing, RecordKind, Refusal, SendGate, Verdict};
 use sms_messages::{MessageConfigError, MessageKind, Messages};
 use thiserror::Error;
 
@@ -130,9 +130,16 @@ impl<S, L> Deps<S, L> {
 }
 
 /// How long Cognito's retry of this very challenge is recognised (and
-/// answered with the code already sent): Cognito gives a synchronous
-/// trigger 5 seconds and tries up to three times.
-pub const RETRY_WINDOW_SECS: u64 = 20;
+/// answered with the code already sent, without a second SMS): Cognito
+/// retries a synchronous trigger that has not answered within its 5 s, so
+/// a retry comes within 6 s of the first call. Any later sign-in, or one to
+/// another number, gets a new code.
+pub const RETRY_WINDOW_SECS: u64 = 6;
+
+/// The `privateChallengeParameters` key with the table key of the code's
+/// record: verify deletes the record when it accepts the code, so an
+/// accepted code is never handed out again.
+pub const RECORD_PARAM: &str = "codeRecord";
 
 /// What the user reads when too many wrong codes lock them out
 /// (`CreateAuthChallenge failed with error <this>.`).
@@ -174,6 +181,7 @@ impl From<CreateError> for Diagnostic {
             CreateError::SmsRefused(Refusal::Limited(..)) => "RateLimited",
             CreateError::SmsRefused(Refusal::Country(_)) => "CountryNotAllowed",
             CreateError::SmsRefused(Refusal::Unavailable(_)) => "LimitsUnavailable",
+            CreateError::SmsRefused(Refusal::LockedOut) => "CodeLockout",
         };
         Diagnostic {
             error_type: error_type.to_owned(),
@@ -233,9 +241,6 @@ pub async fn handle<S: SmsSender, L: Limiter>(
             stamp
         }
         CodePlan::Fresh => {
-            if !request.user_not_found {
-                refuse_if_locked_out(deps, &pool, &user, now).await?;
-            }
             let code = OneTimeCode::generate()?;
             let stamp = CodeStamp::issue(
                 &deps.secret,
@@ -269,46 +274,55 @@ pub async fn handle<S: SmsSender, L: Limiter>(
     .into_iter()
     .collect();
     response.private_challenge_parameters = stamp.private_parameters();
+    // The same shape for an unknown user (a key nobody holds).
+    if let Some(record) = deps
+        .gate
+        .limiter
+        .as_ref()
+        .and_then(|l| l.record_key(&outgoing(&event, &pool, &user, None, now)))
+    {
+        response
+            .private_challenge_parameters
+            .insert(RECORD_PARAM.to_owned(), record);
+    }
     response.challenge_metadata = Some(stamp.to_metadata());
     event.response = response;
     Ok(lambda_host::events::to_value(&event)?)
 }
 
-/// Refuses a new code while the user's wrong codes of the window reach
-/// `CODE_FAILURES_PER_USER`. A table that cannot be read fails open: a
-/// sign-in code must not be blocked by an outage (logged and counted).
-async fn refuse_if_locked_out<S, L: Limiter>(
-    deps: &Deps<S, L>,
-    pool: &str,
-    user: &str,
+/// The send as the gate judges it: the code's record is keyed by the pool,
+/// the user and the destination number, and lives [`RETRY_WINDOW_SECS`];
+/// a sign-in code also checks the wrong-code lockout in the same request.
+fn outgoing<'a>(
+    event: &'a CognitoEventUserPoolsCreateAuthChallenge,
+    pool: &'a str,
+    user: &'a str,
+    memo: Option<String>,
     now: u64,
-) -> Result<(), CreateError> {
-    let Some(limiter) = &deps.gate.limiter else {
-        return Ok(());
-    };
-    match limiter.code_failures(pool, user, now).await {
-        Ok(failures) if sms_limits::is_locked_out(limiter.limits(), failures) => {
-            tracing::warn!(
-                failures,
-                "sign-in refused: too many wrong codes in the window; no code sent"
-            );
-            lambda_host::metrics::count("SmsRefused", &[("Reason", "code_lockout")]);
-            Err(CreateError::LockedOut)
-        }
-        Ok(_) => Ok(()),
-        Err(e) => {
-            tracing::warn!(
-                "the wrong-code count could not be read, going on (fail open for sign-in): {e}"
-            );
-            lambda_host::metrics::count("SmsFailOpen", &[("Reason", "code_lockout")]);
-            Ok(())
-        }
+) -> Outgoing<'a> {
+    let attrs = &event.request.user_attributes;
+    Outgoing {
+        pool,
+        user,
+        phone: attrs.get("phone_number").map(String::as_str).unwrap_or(""),
+        phone_verified: attrs
+            .get("phone_number_verified")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+        dedup: Some(Dedup {
+            kind: RecordKind::Challenge,
+            unique: String::new(),
+            ttl: RETRY_WINDOW_SECS,
+            memo,
+        }),
+        check_lockout: true,
+        now,
     }
 }
 
 /// Asks the send gate, then sends the code. Cognito's retry of this very
-/// event (same session) finds the send recorded and answers with the stamp
-/// of the code already sent, which the gate keeps as the record's memo.
+/// invocation (within [`RETRY_WINDOW_SECS`], to the same number) finds the
+/// send recorded and answers with the stamp of the code already sent, which
+/// the gate keeps as the record's memo.
 #[allow(clippy::too_many_arguments)]
 async fn send_code<S: SmsSender, L: Limiter>(
     deps: &Deps<S, L>,
@@ -323,25 +337,7 @@ async fn send_code<S: SmsSender, L: Limiter>(
     let request = &event.request;
     let attrs = &request.user_attributes;
     let phone = attrs.get("phone_number").map(String::as_str).unwrap_or("");
-    let session = serde_json::to_string(&request.session).unwrap_or_default();
-    let outgoing = Outgoing {
-        pool,
-        user,
-        phone,
-        dedup: Some(sms_limits::dedup_key(
-            pool,
-            user,
-            "CreateAuthChallenge",
-            &session,
-        )),
-        memo: Some(stamp.to_metadata()),
-        // Cognito retries a slow synchronous trigger within seconds; a new
-        // sign-in starts with the same session, so the record must not
-        // outlive the retries for long (one inside it reuses the code just
-        // sent, which is still valid).
-        dedup_ttl: RETRY_WINDOW_SECS,
-        now,
-    };
+    let outgoing = outgoing(event, pool, user, Some(stamp.to_metadata()), now);
     let country = deps.gate.country_label(phone);
     match deps.gate.check(&outgoing, FailMode::Open).await {
         Verdict::Send { failed_open } => {
@@ -356,6 +352,11 @@ async fn send_code<S: SmsSender, L: Limiter>(
                 lambda_host::metrics::count("SmsDuplicate", &[]);
                 return Ok(first);
             }
+        }
+        Verdict::Refused(Refusal::LockedOut) => {
+            tracing::warn!("sign-in refused: too many wrong codes in the window; no code sent");
+            lambda_host::metrics::count("SmsRefused", &[("Reason", "code_lockout")]);
+            return Err(CreateError::LockedOut);
         }
         Verdict::Refused(refusal) => {
             tracing::warn!(to = %mask_phone(phone), reason = refusal.as_str(), country = %country, "code not sent: the send gate refused it");

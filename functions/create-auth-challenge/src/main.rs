@@ -17,13 +17,18 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let countries = lambda_host::init(CountryPolicy::from_source(&lambda_host::env_var)).await?;
     let limits = lambda_host::init(Limits::from_source(&lambda_host::env_var)).await?;
     let config = sdk_config::for_function(sdk_config::Budget::SYNC_TRIGGER).await;
-    let secret =
-        lambda_host::init(HashingSecret::load_with(&lambda_host::env_var, &config).await).await?;
+    // The two secrets (the code's and the limiter's) are read at once: one
+    // round trip of the init phase.
+    let (secret, limiter) = tokio::join!(
+        HashingSecret::load_with(&lambda_host::env_var, &config),
+        DynamoLimiter::load(&config, limits, &lambda_host::env_var)
+    );
+    let secret = lambda_host::init(secret).await?;
+    let limiter = lambda_host::init(limiter).await?;
     let sender = SnsSender::new(
         aws_sdk_sns::Client::new(&config),
         SenderIdentity::from_source(&lambda_host::env_var),
     );
-    let limiter = DynamoLimiter::from_config(&config, limits);
     let deps = &Deps::new(settings, secret, sender, SendGate::new(countries, limiter));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         create_auth_challenge::handle(deps, event.payload, challenge_code::unix_now()).await

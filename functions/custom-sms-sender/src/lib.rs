@@ -3,12 +3,17 @@
 //! writes the message for the trigger source in the user's language, and
 //! sends it by SNS.
 //!
-//! Cognito invokes this trigger ASYNCHRONOUSLY and reads no response. So
-//! every refusal and every failure is returned as a Lambda error: Lambda
-//! retries it (twice by default) and then hands the event to the function's
-//! on-failure destination / dead-letter queue, where nothing is lost
-//! silently. The reason is logged, masked: no log line or error message
-//! carries the code, the temporary password or the full phone number.
+//! Cognito invokes this trigger ASYNCHRONOUSLY and reads no response. A
+//! send the policy refuses (a rate limit, the country policy) or one made
+//! already is an ANSWER: the handler returns success, logs the reason and
+//! counts it (`SmsRefused`, `SmsDuplicate`), so Lambda neither retries it
+//! nor parks the event (phone, email, encrypted code or temporary password)
+//! in the dead-letter queue, which an attacker could otherwise flood. Only
+//! real failures (the event unusable, the code not decryptable, SNS or the
+//! limits table failing) are Lambda errors: Lambda retries them and then
+//! hands the event to the on-failure destination. The reason is logged,
+//! masked: no log line or error message carries the code, the temporary
+//! password or the full phone number.
 //!
 //! The order of the checks spends nothing on a request that cannot be
 //! delivered: the event is parsed, the phone number checked, the send gate
@@ -23,7 +28,7 @@ use lambda_host::events::custom_sms_sender::{CustomSmsSenderEvent, TRIGGER};
 use lambda_runtime::Diagnostic;
 use serde_json::Value;
 use sms_delivery::{SmsError, SmsSender};
-use sms_limits::{FailMode, Limiter, Outgoing, Refusal, SendGate, Verdict};
+use sms_limits::{Dedup, FailMode, Limiter, Outgoing, RecordKind, Refusal, SendGate, Verdict};
 use sms_messages::{MessageKind, Messages};
 use thiserror::Error;
 
@@ -68,6 +73,7 @@ fn describe(refusal: &Refusal) -> String {
             kind.variable()
         ),
         Refusal::Unavailable(e) => format!("{e}; this kind of SMS is not sent without its limits"),
+        Refusal::LockedOut => "the user's wrong codes reached CODE_FAILURES_PER_USER".to_owned(),
     }
 }
 
@@ -98,7 +104,23 @@ impl SenderError {
                 refusal: Refusal::Unavailable(_),
                 ..
             } => "LimitsUnavailable",
+            Self::Refused {
+                refusal: Refusal::LockedOut,
+                ..
+            } => "CodeLockout",
         }
+    }
+
+    /// Whether this is the policy's answer rather than a failure: returned
+    /// as success (nothing to retry, nothing for the dead-letter queue).
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            Self::Refused {
+                refusal: Refusal::Limited(..) | Refusal::Country(_) | Refusal::LockedOut,
+                ..
+            }
+        )
     }
 }
 
@@ -163,8 +185,11 @@ pub fn html_unescape(text: &str) -> String {
     out
 }
 
-/// Handles one CustomSMSSender event given as JSON. `Ok` means the SMS was
-/// handed to the sender; the value is `null` (Cognito reads no response).
+/// Handles one CustomSMSSender event given as JSON. `Ok` means the event is
+/// settled: the SMS was handed to the sender (`{"response": {"outcome":
+/// "sent"}}`), was sent already (`duplicate`), or the policy refused it
+/// (`refused`, with its `errorType` and reason; logged and counted). Cognito
+/// reads none of it. `Err` is a failure that Lambda should retry.
 pub async fn handle<D, S, L>(deps: &Deps<D, S, L>, event: Value) -> Result<Value, SenderError>
 where
     D: CodeDecryptor,
@@ -205,16 +230,36 @@ where
         Ok(Delivered::AlreadySent) => {
             tracing::info!(trigger = %source, user_pool = pool, to = %phone, outcome = "duplicate", "SMS already sent for this event: not sent again")
         }
-        Err(e) => tracing::error!(
+        Err(e) if e.is_refusal() => tracing::warn!(
             trigger = %source,
             user_pool = pool,
             to = %phone,
             outcome = "refused",
             error_type = e.error_type(),
+            "SMS not sent, by policy (settled: not retried): {e}"
+        ),
+        Err(e) => tracing::error!(
+            trigger = %source,
+            user_pool = pool,
+            to = %phone,
+            outcome = "failed",
+            error_type = e.error_type(),
             "SMS not sent: {e}"
         ),
     }
-    result.map(|_| Value::Null)
+    // Cognito reads no response; the outcome is returned for replay, tests
+    // and anyone invoking the function by hand.
+    let outcome = match result {
+        Ok(Delivered::Sent) => serde_json::json!({"outcome": "sent"}),
+        Ok(Delivered::AlreadySent) => serde_json::json!({"outcome": "duplicate"}),
+        Err(e) if e.is_refusal() => serde_json::json!({
+            "outcome": "refused",
+            "errorType": e.error_type(),
+            "reason": e.to_string(),
+        }),
+        Err(e) => return Err(e),
+    };
+    Ok(serde_json::json!({ "response": outcome }))
 }
 
 /// What happened to an event that was not refused.
@@ -283,14 +328,22 @@ where
         pool: pool_id,
         user: user_name,
         phone,
-        dedup: Some(sms_limits::dedup_key(
-            pool_id,
-            user_name,
-            source.as_str(),
-            event.request.code.as_deref().unwrap_or_default(),
-        )),
-        memo: None,
-        dedup_ttl: sms_limits::DEDUP_TTL_SECS,
+        phone_verified: event
+            .attribute("phone_number_verified")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+        dedup: Some(Dedup {
+            kind: RecordKind::Sent,
+            // The trigger source and the encrypted code (the pool, user and
+            // phone are hashed in too).
+            unique: format!(
+                "{}#{}",
+                source.as_str(),
+                event.request.code.as_deref().unwrap_or_default()
+            ),
+            ttl: sms_limits::DEDUP_TTL_SECS,
+            memo: None,
+        }),
+        check_lockout: false,
         now: unix_now(),
     };
     match deps.gate.check(&outgoing, fail_mode(kind)).await {

@@ -32,7 +32,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         aws_sdk_sns::Client::new(&sdk),
         SenderIdentity::from_source(&lambda_host::env_var),
     );
-    let limiter = DynamoLimiter::from_config(&sdk, limits);
+    let limiter =
+        lambda_host::init(DynamoLimiter::load(&sdk, limits, &lambda_host::env_var).await).await?;
     let deps = &Deps {
         decryptor,
         sender,

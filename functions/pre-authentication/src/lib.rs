@@ -34,7 +34,7 @@
 use std::collections::HashMap;
 
 use auth_policy::redact::{mask_phone, mask_username};
-use auth_policy::{MfaConfig, MfaDecision, MfaSettings, MfaSkipReason};
+use auth_policy::{MfaConfig, MfaDecision, MfaSkipReason};
 use cognito_admin::{AdminError, UserPoolAdmin};
 use lambda_host::events::EventError;
 use lambda_host::events::cognito::CognitoEventUserPoolsPreAuthentication;
@@ -59,6 +59,13 @@ pub enum GuardError {
     /// The cause is logged, never shown.
     #[error("{UNAVAILABLE_MESSAGE}")]
     Unavailable { cause: AdminError },
+    /// Cognito refused the factor the policy gives this user
+    /// (`InvalidParameterException`): the pool's MFA settings and the
+    /// functions' `MFA_METHODS` disagree, or the user's phone cannot be
+    /// used. Passing would be a sign-in on the password alone: denied, and
+    /// the mismatch logged for the operator.
+    #[error("{UNAVAILABLE_MESSAGE}")]
+    FactorRefused { cause: AdminError },
 }
 
 impl From<GuardError> for Diagnostic {
@@ -66,6 +73,7 @@ impl From<GuardError> for Diagnostic {
         let error_type = match &e {
             GuardError::InvalidEvent(_) => lambda_host::error_type::INVALID_EVENT,
             GuardError::Unavailable { .. } => "SignInUnavailable",
+            GuardError::FactorRefused { .. } => "FactorRefused",
         };
         Diagnostic {
             error_type: error_type.to_owned(),
@@ -92,13 +100,14 @@ pub fn plan<S: std::hash::BuildHasher>(
 
 /// Whether the policy wanted a factor this user cannot get now (an operator
 /// should hear about it: the user signs in on the password alone).
-fn wanted_a_factor(reason: MfaSkipReason) -> bool {
+pub fn wanted_a_factor(reason: MfaSkipReason) -> bool {
     reason.is_warning() || reason == MfaSkipReason::TotpSetUpInApp
 }
 
-fn enables_sms(settings: &MfaSettings) -> bool {
-    settings.sms.is_some_and(|s| s.enabled)
-}
+/// The EMF metric counted for every sign-in the guard lets through without
+/// the factor the policy wanted (dimension `Reason`); the template alarms
+/// on it.
+pub const WITHOUT_FACTOR_METRIC: &str = "SignInWithoutFactor";
 
 /// `request.userNotFound`, as Cognito sends it (a boolean; a string from a
 /// hand-written event is accepted too).
@@ -144,6 +153,7 @@ pub async fn handle<A: UserPoolAdmin>(
         MfaDecision::Skip { reason } => {
             if wanted_a_factor(reason) {
                 tracing::warn!(user = %masked_user, phone = %phone, reason = reason.as_str(), "sign-in without a second factor: the policy's factor cannot be given to this user");
+                lambda_host::metrics::count(WITHOUT_FACTOR_METRIC, &[("Reason", reason.as_str())]);
             } else {
                 tracing::info!(user = %masked_user, reason = reason.as_str(), "no factor to check");
             }
@@ -177,15 +187,20 @@ pub async fn handle<A: UserPoolAdmin>(
             settings = %settings,
             "second factor enabled before sign-in"
         ),
-        // Cognito refuses SMS MFA for a phone it cannot use: this user has no
-        // way to receive a code, as with no phone at all.
-        Err(AdminError::InvalidParameter { .. }) if enables_sms(&settings) => {
-            tracing::warn!(
+        // Cognito refused the factor itself: the pool's MFA settings and
+        // MFA_METHODS disagree (a console edit), or the phone cannot be used.
+        // Passing would open a password-only door: deny, and tell the
+        // operator what disagrees.
+        Err(cause @ AdminError::InvalidParameter { .. }) => {
+            tracing::error!(
                 user = %masked_user,
                 phone = %phone,
                 code = "InvalidParameterException",
-                "sign-in without a second factor: Cognito refused SMS MFA for this user's phone"
+                settings = %settings,
+                mfa_methods = %config.methods,
+                "sign-in denied: Cognito refused the second factor the policy gives this user; check that the user pool's MFA configuration (EnabledMfas, SMS configuration) enables what MFA_METHODS names, and the user's phone_number"
             );
+            return Err(GuardError::FactorRefused { cause });
         }
         Err(cause) => return Err(deny(&masked_user, cause)),
     }
@@ -204,7 +219,7 @@ fn deny(masked_user: &str, cause: AdminError) -> GuardError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use auth_policy::{MfaMode, MfaPreference};
+    use auth_policy::{MfaMode, MfaPreference, MfaSettings};
     use cognito_admin::{FakeUserPool, MfaFactor};
     use serde_json::json;
 
@@ -358,7 +373,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn throttling_on_the_read_denies_and_a_phone_cognito_refuses_passes() {
+    async fn throttling_on_the_read_denies_and_a_factor_cognito_refuses_denies() {
         let pool = pool_with("fay", &[("phone_number", "+14155550123")]);
         pool.fail_next(AdminError::Service {
             operation: "AdminGetUser",
@@ -374,17 +389,38 @@ mod tests {
             .is_err(),
             "throttling on the read denies"
         );
+        // The fake refuses SMS for a user without a phone, as Cognito does
+        // (InvalidParameterException), and as it does when the pool's MFA
+        // settings and MFA_METHODS disagree: never a password-only pass.
         let pool = pool_with("gil", &[]);
-        handle(
+        let err = handle(
             &MfaConfig::default(),
             &pool,
             event("gil", json!({"phone_number": "+14155550123"}), false),
         )
         .await
-        .expect(
-            "the fake refuses SMS for a user without a phone, as Cognito does: pass with a warning",
-        );
+        .expect_err("a refused factor denies the sign-in");
+        let d = Diagnostic::from(err);
+        assert_eq!(d.error_type, "FactorRefused");
+        assert_eq!(d.error_message, UNAVAILABLE_MESSAGE);
         assert!(pool.user(POOL, "gil").unwrap().mfa.enabled.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_unknown_preference_means_the_pool_default_as_in_define() {
+        let pool = pool_with("hal", &[("phone_number", "+14155550123")]);
+        let attrs =
+            json!({"phone_number": "+14155550123", "custom:mfa_preference": "carrier-pigeon"});
+        handle(&MfaConfig::default(), &pool, event("hal", attrs, false))
+            .await
+            .expect("passes");
+        // The default (SMS) was given, as define-auth-challenge would demand.
+        let mfa = pool.user(POOL, "hal").unwrap().mfa;
+        assert_eq!(mfa.enabled, vec![MfaFactor::Sms]);
+        assert_eq!(
+            pool.calls(),
+            vec!["AdminGetUser", "AdminSetUserMFAPreference"]
+        );
     }
 
     #[test]

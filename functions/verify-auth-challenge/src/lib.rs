@@ -21,11 +21,15 @@ use lambda_host::events::cognito::{
 };
 use lambda_runtime::Diagnostic;
 use serde_json::Value;
-use sms_limits::Limiter;
+use sms_limits::{Limiter, Reservation};
 use thiserror::Error;
 
 /// The trigger's name in error messages.
 pub const TRIGGER: &str = "VerifyAuthChallengeResponse";
+
+/// The `privateChallengeParameters` key create-auth-challenge writes with
+/// its record of the code (the same name as create's `RECORD_PARAM`).
+pub const RECORD_PARAM: &str = "codeRecord";
 
 /// What the user reads while locked out (the same as create's).
 pub const LOCKED_OUT_MESSAGE: &str =
@@ -60,9 +64,14 @@ pub fn handle(secret: &HashingSecret, event: Value, now: u64) -> Result<Value, V
 }
 
 /// [`handle`] with the wrong-code lockout of `limiter` (when it has a
-/// `CODE_FAILURES_PER_USER`): a locked-out user's answer is refused before
-/// it is checked, and a wrong answer is counted. A table that cannot be used
-/// fails open (sign-in must survive an outage): logged and counted.
+/// `CODE_FAILURES_PER_USER`). Every answer first reserves one attempt, a
+/// single conditional `ADD` that succeeds only while the window's count is
+/// below the limit: of any number of answers arriving at once, at most the
+/// limit's count are checked, the others are refused as `CodeLockout`
+/// without being looked at. A right answer gives its attempt back and
+/// deletes create's record of the code (one round trip for both), so the
+/// code is never handed out again. A table that cannot be used fails open
+/// (sign-in must survive an outage): logged and counted.
 pub async fn handle_with_lockout<L: Limiter>(
     secret: &HashingSecret,
     limiter: Option<&L>,
@@ -80,31 +89,42 @@ pub async fn handle_with_lockout<L: Limiter>(
             .to_owned()
     };
     let (pool, user) = (text("/userPoolId"), text("/userName"));
-    match limiter.code_failures(&pool, &user, now).await {
-        Ok(failures) if sms_limits::is_locked_out(limiter.limits(), failures) => {
-            tracing::warn!(
-                failures,
-                "answer refused: too many wrong codes in the window"
-            );
+    let record = event
+        .pointer(&format!(
+            "/request/privateChallengeParameters/{}",
+            RECORD_PARAM
+        ))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let reserved = match limiter.reserve_code_attempt(&pool, &user, now).await {
+        Ok(Reservation::LockedOut) => {
+            tracing::warn!("answer refused unchecked: too many wrong codes in the window");
             return Err(VerifyError::LockedOut);
         }
-        Ok(_) => {}
+        Ok(Reservation::Reserved) => true,
+        Ok(Reservation::Unlimited) => false,
         Err(e) => {
             tracing::warn!(
-                "the wrong-code count could not be read, going on (fail open for sign-in): {e}"
+                "the wrong-code attempt could not be reserved, checking anyway (fail open for sign-in): {e}"
             );
             lambda_host::metrics::count("SmsFailOpen", &[("Reason", "code_lockout")]);
+            false
         }
-    }
-    let (event, counts_as_failure) = check(secret, event, now)?;
-    if counts_as_failure {
-        match limiter.record_code_failure(&pool, &user, now).await {
-            Ok(failures) => tracing::info!(failures, "wrong code counted"),
-            Err(e) => {
-                tracing::warn!("a wrong code could not be counted (fail open): {e}");
-                lambda_host::metrics::count("SmsFailOpen", &[("Reason", "code_failure_count")]);
-            }
+    };
+    let (event, _) = check(secret, event, now)?;
+    let correct = event.pointer("/response/answerCorrect") == Some(&Value::Bool(true));
+    // Only a right answer gives its attempt back; every other answer (an
+    // unknown user's included, so its time matches a real wrong answer)
+    // stays counted.
+    if reserved && correct {
+        if let Err(e) = limiter
+            .return_code_attempt(&pool, &user, now, record.as_deref())
+            .await
+        {
+            tracing::warn!("the accepted code's attempt could not be given back: {e}");
         }
+    } else if reserved {
+        tracing::info!("wrong code counted");
     }
     Ok(event)
 }

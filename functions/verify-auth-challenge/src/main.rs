@@ -17,10 +17,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let (secret, limiter) = match limits.code_failures_per_user {
         Some(_) => {
             let sdk = sdk_config::for_function(sdk_config::Budget::SYNC_TRIGGER).await;
-            let secret = HashingSecret::load_with(&lambda_host::env_var, &sdk).await;
+            let (secret, limiter) = tokio::join!(
+                HashingSecret::load_with(&lambda_host::env_var, &sdk),
+                DynamoLimiter::load(&sdk, limits, &lambda_host::env_var)
+            );
             (
                 lambda_host::init(secret).await?,
-                DynamoLimiter::new(aws_sdk_dynamodb::Client::new(&sdk), limits),
+                lambda_host::init(limiter).await?,
             )
         }
         None => (

@@ -298,10 +298,10 @@ async fn handle(
             }
         }
     }
-    Ok(forward(&state, req).await)
+    Ok(forward(state, req).await)
 }
 
-async fn forward(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn forward(state: Arc<State>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let body = body
         .collect()
@@ -316,34 +316,47 @@ async fn forward(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>>
     let Ok(uri) = format!("{}{}", state.upstream, path).parse::<hyper::Uri>() else {
         return response(StatusCode::BAD_GATEWAY, &[], "bad upstream uri".to_owned());
     };
-    let _one_at_a_time = match &state.serial {
-        Some(lock) => Some(lock.lock().await),
-        None => None,
-    };
     let mut out = Request::new(Full::new(body));
     *out.method_mut() = parts.method;
     *out.uri_mut() = uri;
     *out.headers_mut() = parts.headers;
-    match state.client.request(out).await {
-        Ok(resp) => {
-            let (mut parts, body) = resp.into_parts();
-            // Hop-by-hop: moto's `Connection: close` is about the proxy's
-            // connection to moto, not the client's to the proxy.
-            parts.headers.remove(hyper::header::CONNECTION);
-            parts.headers.remove("keep-alive");
-            let body = body
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            Response::from_parts(parts, Full::new(body))
+    // The upstream exchange runs in a task of its own, which holds the
+    // one-at-a-time lock until moto has answered: when the client gives up
+    // (its SDK timeout) and drops this request, moto is still working on
+    // it, and the next request must not reach moto before it is done.
+    let task = tokio::spawn(async move {
+        let _one_at_a_time = match &state.serial {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
+        match state.client.request(out).await {
+            Ok(resp) => {
+                let (mut parts, body) = resp.into_parts();
+                // Hop-by-hop: moto's `Connection: close` is about the proxy's
+                // connection to moto, not the client's to the proxy.
+                parts.headers.remove(hyper::header::CONNECTION);
+                parts.headers.remove("keep-alive");
+                let body = body
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                Response::from_parts(parts, Full::new(body))
+            }
+            Err(e) => response(
+                StatusCode::BAD_GATEWAY,
+                &[],
+                format!("upstream failed: {e}"),
+            ),
         }
-        Err(e) => response(
+    });
+    task.await.unwrap_or_else(|e| {
+        response(
             StatusCode::BAD_GATEWAY,
             &[],
-            format!("upstream failed: {e}"),
-        ),
-    }
+            format!("upstream task failed: {e}"),
+        )
+    })
 }
 
 #[cfg(test)]

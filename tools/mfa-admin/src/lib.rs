@@ -11,6 +11,10 @@
 //! Output goes to stdout (text or one JSON document); logs and the one-line
 //! error go to stderr.
 
+// A CLI's error travels once, to main: its size costs nothing worth boxing
+// every report for.
+#![allow(clippy::result_large_err)]
+
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -22,6 +26,7 @@ use auth_policy::{
     MfaConfig, MfaDecision, MfaPreference, MfaSkipReason, PREFERENCE_ATTRIBUTE, decide_mfa,
 };
 use cognito_admin::{AdminError, Device, EXTERNAL_PROVIDER, MfaFactor, User, UserPoolAdmin};
+use phone_country::{CountryPolicy, CountryRefusal};
 use serde::Serialize;
 use serde_json::{Value, json};
 use thiserror::Error;
@@ -55,11 +60,14 @@ pub enum Command {
         #[arg(value_enum, ignore_case = true)]
         preference: PreferenceArg,
     },
-    /// The user lost their authenticator: set a new phone_number (marked
-    /// verified: the operator vouches for it), SMS enabled and preferred,
-    /// TOTP disabled; then sign the user out everywhere (a thief keeps no
-    /// refresh token) and forget their remembered devices (none skips the
-    /// new factor). The output lists the steps done, also when one fails.
+    /// The user lost their authenticator: sign the user out everywhere
+    /// first (a thief keeps no refresh token), then set a new phone_number
+    /// (marked verified: the operator vouches for it), SMS enabled and
+    /// preferred, TOTP disabled, custom:mfa_preference set to SMS, and
+    /// forget their remembered devices (none skips the new factor). A phone
+    /// the SMS country policy (SMS_ALLOWED_COUNTRIES, SMS_BLOCKED_COUNTRIES)
+    /// refuses is refused before any change. The output lists the steps
+    /// done, also when one fails.
     RecoverLostTotp {
         user: String,
         /// The new phone number in E.164, e.g. +14155550123.
@@ -96,9 +104,10 @@ pub enum Command {
         users: Option<PathBuf>,
     },
     /// The safe switch from OPTIONAL to ON: audit, list who would be blocked
-    /// and who can be repaired; with --apply, repair, then set the pool to ON
-    /// (SetUserPoolMfaConfig, SMS and TOTP settings kept) unless users would
-    /// be locked out.
+    /// and who can be repaired; with --apply, repair, re-read the blocked and
+    /// repairable users, then set the pool to ON (SetUserPoolMfaConfig, SMS
+    /// and TOTP settings kept) unless users would be locked out. Refused
+    /// while any user could not be read.
     Enforce {
         /// Only report (the default).
         #[arg(long, conflicts_with = "apply")]
@@ -149,13 +158,22 @@ impl Command {
                 | Self::Enforce { .. }
         )
     }
+
+    /// Whether the command sets a phone for SMS, and so must obey the SMS
+    /// country policy (`SMS_ALLOWED_COUNTRIES`, `SMS_BLOCKED_COUNTRIES`).
+    pub fn uses_country_policy(&self) -> bool {
+        matches!(self, Self::RecoverLostTotp { .. })
+    }
 }
 
 /// The steps of `recover-lost-totp`, in order, as its output names them.
-pub const RECOVERY_STEPS: [&str; 4] = [
+/// The sign-out comes first: whoever holds the lost device keeps no session
+/// while the factor changes.
+pub const RECOVERY_STEPS: [&str; 5] = [
+    "signed out everywhere (every refresh token revoked)",
     "new phone_number set (verified)",
     "SMS MFA enabled and preferred, TOTP disabled",
-    "signed out everywhere (every refresh token revoked)",
+    "custom:mfa_preference set to SMS",
     "remembered devices forgotten",
 ];
 
@@ -195,9 +213,16 @@ pub enum CliError {
     /// Ctrl-C: the report holds what was done so far.
     #[error("interrupted: the output covers the users done so far")]
     Interrupted(Report),
+    /// The SMS country policy refuses the phone (masked); nothing changed.
+    #[error(
+        "phone number {masked} is refused by the SMS country policy: {reason}; nothing was changed. Give a number in a country the pool sends SMS to, or change {allowed} / {blocked}",
+        allowed = phone_country::ALLOWED_VAR,
+        blocked = phone_country::BLOCKED_VAR
+    )]
+    CountryRefused { masked: String, reason: String },
     /// `enforce --apply` did not switch the pool.
     #[error("{reason}")]
-    EnforceRefused { reason: String, report: Report },
+    EnforceRefused { reason: String, report: Box<Report> },
     #[error(
         "{failed} of {total} users could not be given their MFA (see above); run apply-policy again for them once the cause is fixed"
     )]
@@ -350,8 +375,8 @@ fn status_report(user: &User) -> Report {
     }
 }
 
-/// Runs one command against `pool_id`, with no progress output and no way
-/// to stop it early (tests).
+/// Runs one command against `pool_id`, with no SMS country rules, no
+/// progress output and no way to stop it early (tests).
 pub async fn execute<A: UserPoolAdmin>(
     admin: &A,
     config: &MfaConfig,
@@ -361,6 +386,7 @@ pub async fn execute<A: UserPoolAdmin>(
     execute_with(
         admin,
         config,
+        &CountryPolicy::default(),
         pool_id,
         command,
         &scale::Quiet,
@@ -369,11 +395,13 @@ pub async fn execute<A: UserPoolAdmin>(
     .await
 }
 
-/// Runs one command; the pool-scale ones report to `progress` and stop
-/// when `stop` resolves (Ctrl-C).
+/// Runs one command; `countries` is the pool's SMS country policy (what
+/// `recover-lost-totp` may set as the phone); the pool-scale commands report
+/// to `progress` and stop when `stop` resolves (Ctrl-C).
 pub async fn execute_with<A: UserPoolAdmin, P: scale::Progress>(
     admin: &A,
     config: &MfaConfig,
+    countries: &CountryPolicy,
     pool_id: &str,
     command: &Command,
     progress: &P,
@@ -448,13 +476,15 @@ pub async fn execute_with<A: UserPoolAdmin, P: scale::Progress>(
         }
         Command::RecoverLostTotp { user, phone } => {
             let recovery = decide_recover_lost_totp(config, phone)?;
+            // Before any call: a phone the pool may not text is refused.
+            check_sms_country(countries, phone.trim())?;
             // The user must exist before anything changes.
             admin
                 .get_user(pool_id, user)
                 .await
                 .map_err(CliError::admin)?;
             let mut done: Vec<String> = Vec::new();
-            let stop = |done: &[String], step: &str, error: AdminError| CliError::Incomplete {
+            let stop = |done: &[String], step: &str, error: CliError| CliError::Incomplete {
                 done: done.to_vec(),
                 failed: step.to_owned(),
                 remaining: RECOVERY_STEPS
@@ -462,50 +492,62 @@ pub async fn execute_with<A: UserPoolAdmin, P: scale::Progress>(
                     .skip_while(|s| **s != step)
                     .map(|s| (*s).to_owned())
                     .collect(),
-                error: Box::new(CliError::admin(error)),
+                error: Box::new(error),
             };
+            // First, whoever holds the lost device (or a copied secret)
+            // keeps no session: every refresh token is revoked before the
+            // factor changes, so no stolen session sees or races the change.
+            if let Err(e) = admin.global_sign_out(pool_id, user).await {
+                return Err(stop(&done, RECOVERY_STEPS[0], CliError::admin(e)));
+            }
+            done.push(RECOVERY_STEPS[0].to_owned());
             if let Err(e) = admin
                 .update_attributes(pool_id, user, &recovery.attributes)
                 .await
             {
-                return Err(stop(&done, RECOVERY_STEPS[0], e));
+                return Err(stop(&done, RECOVERY_STEPS[1], CliError::admin(e)));
             }
-            done.push(RECOVERY_STEPS[0].to_owned());
+            done.push(RECOVERY_STEPS[1].to_owned());
             if let Err(e) = admin
                 .set_mfa_preference(pool_id, user, recovery.settings)
                 .await
             {
-                return Err(match CliError::invalid(e.clone(), MfaPreference::Sms) {
-                    CliError::Admin { .. } => stop(&done, RECOVERY_STEPS[1], e),
-                    other => other,
-                });
-            }
-            done.push(RECOVERY_STEPS[1].to_owned());
-            tracing::info!(user = %mask_username(user), phone = %auth_policy::redact::mask_phone(phone), "switched to SMS MFA after a lost authenticator");
-            // A thief with the lost device (or a copied secret) keeps no
-            // session: every refresh token is revoked.
-            if let Err(e) = admin.global_sign_out(pool_id, user).await {
-                return Err(stop(&done, RECOVERY_STEPS[2], e));
+                return Err(stop(
+                    &done,
+                    RECOVERY_STEPS[2],
+                    CliError::invalid(e, MfaPreference::Sms),
+                ));
             }
             done.push(RECOVERY_STEPS[2].to_owned());
+            tracing::info!(user = %mask_username(user), phone = %auth_policy::redact::mask_phone(phone), "signed out everywhere and switched to SMS MFA after a lost authenticator");
+            // The stated preference follows the factor, so a later
+            // apply-policy (or the app) does not steer the user back to TOTP.
+            let preference = [(
+                PREFERENCE_ATTRIBUTE.to_owned(),
+                MfaPreference::Sms.as_str().to_owned(),
+            )];
+            if let Err(e) = admin.update_attributes(pool_id, user, &preference).await {
+                return Err(stop(&done, RECOVERY_STEPS[3], CliError::admin(e)));
+            }
+            done.push(RECOVERY_STEPS[3].to_owned());
             // No remembered device skips the new factor.
             let devices = match admin.list_devices(pool_id, user).await {
                 Ok(d) => d,
-                Err(e) => return Err(stop(&done, RECOVERY_STEPS[3], e)),
+                Err(e) => return Err(stop(&done, RECOVERY_STEPS[4], CliError::admin(e))),
             };
             for device in &devices {
                 match admin.forget_device(pool_id, user, &device.key).await {
                     // Already gone: what the step wants.
                     Ok(()) | Err(AdminError::DeviceNotFound { .. }) => {}
-                    Err(e) => return Err(stop(&done, RECOVERY_STEPS[3], e)),
+                    Err(e) => return Err(stop(&done, RECOVERY_STEPS[4], CliError::admin(e))),
                 }
             }
             done.push(format!(
                 "{} ({} forgotten)",
-                RECOVERY_STEPS[3],
+                RECOVERY_STEPS[4],
                 devices.len()
             ));
-            tracing::info!(user = %mask_username(user), devices = devices.len(), "signed out everywhere and remembered devices forgotten");
+            tracing::info!(user = %mask_username(user), devices = devices.len(), "remembered devices forgotten");
             let after = admin
                 .get_user(pool_id, user)
                 .await
@@ -568,6 +610,38 @@ pub async fn execute_with<A: UserPoolAdmin, P: scale::Progress>(
             .await
         }
     }
+}
+
+/// Refuses a phone the SMS country policy does not let the pool text.
+fn check_sms_country(countries: &CountryPolicy, phone: &str) -> Result<(), CliError> {
+    let verdict = countries.check(phone);
+    let Some(refusal) = verdict.refusal else {
+        return Ok(());
+    };
+    let country = verdict
+        .country
+        .map_or_else(|| "unknown".to_owned(), |c| c.to_string());
+    let reason = match refusal {
+        CountryRefusal::Blocked => {
+            format!(
+                "its country, {country}, is in {}",
+                phone_country::BLOCKED_VAR
+            )
+        }
+        CountryRefusal::NotAllowed => format!(
+            "its country, {country}, is not in {}",
+            phone_country::ALLOWED_VAR
+        ),
+        CountryRefusal::NoCountry => format!(
+            "the numbering plan gives it no country and {} is set",
+            phone_country::ALLOWED_VAR
+        ),
+    };
+    tracing::info!(phone = %auth_policy::redact::mask_phone(phone), reason = refusal.as_str(), country = %country, "recovery refused by the SMS country policy");
+    Err(CliError::CountryRefused {
+        masked: auth_policy::redact::mask_phone(phone),
+        reason,
+    })
 }
 
 fn devices_report(user: &str, devices: &[Device]) -> Report {

@@ -8,6 +8,7 @@ use auth_policy::MfaConfig;
 use clap::{Parser, ValueEnum};
 use cognito_admin::CognitoAdmin;
 use mfa_admin::{CliError, Command, Report};
+use phone_country::CountryPolicy;
 use sdk_config::Budget;
 use sdk_config::aws_config::Region;
 
@@ -23,8 +24,10 @@ enum Output {
 /// authenticator recovery, remembered devices, and re-applying the policy.
 ///
 /// The policy comes from MFA_CONFIGURATION, MFA_METHODS and
-/// MFA_DEFAULT_PREFERENCE, as for the Lambda functions; AWS credentials,
-/// region and AWS_ENDPOINT_URL from the usual AWS configuration.
+/// MFA_DEFAULT_PREFERENCE, and the SMS country policy from
+/// SMS_ALLOWED_COUNTRIES and SMS_BLOCKED_COUNTRIES, as for the Lambda
+/// functions; AWS credentials, region and AWS_ENDPOINT_URL from the usual
+/// AWS configuration.
 #[derive(Debug, Parser)]
 #[command(name = "mfa-admin", version)]
 struct Cli {
@@ -158,6 +161,18 @@ async fn main() -> ExitCode {
     } else {
         MfaConfig::default()
     };
+    let countries = if cli.command.uses_country_policy() {
+        match CountryPolicy::from_source(&lambda_host::env_var) {
+            Ok(c) => c,
+            Err(e) => {
+                return fail(format!(
+                    "{e} (the SMS country policy is read from the environment)"
+                ));
+            }
+        }
+    } else {
+        CountryPolicy::default()
+    };
 
     let mut loader = sdk_config::for_tool(Budget::INTERACTIVE);
     if let Some(region) = &cli.region {
@@ -180,16 +195,27 @@ async fn main() -> ExitCode {
         // Ctrl-C ends the walk; what was counted so far is printed.
         let _ = tokio::signal::ctrl_c().await;
     };
-    match mfa_admin::execute_with(&admin, &config, pool_id, &cli.command, &progress, stop).await {
+    match mfa_admin::execute_with(
+        &admin,
+        &config,
+        &countries,
+        pool_id,
+        &cli.command,
+        &progress,
+        stop,
+    )
+    .await
+    {
         Ok(report) => match print(&report, cli.output) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(format!("writing the output: {e}")),
         },
         Err(error) => {
             match &error {
-                CliError::Partial { report, .. }
-                | CliError::Interrupted(report)
-                | CliError::EnforceRefused { report, .. } => {
+                CliError::Partial { report, .. } | CliError::Interrupted(report) => {
+                    let _ = print(report, cli.output);
+                }
+                CliError::EnforceRefused { report, .. } => {
                     let _ = print(report, cli.output);
                 }
                 _ => {}

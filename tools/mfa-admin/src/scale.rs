@@ -520,9 +520,13 @@ pub struct EnforceOptions {
 }
 
 /// Audits, lists who would be blocked and who can be repaired; with
-/// `apply`, repairs (SMS MFA for users with a phone), refuses while more
-/// confirmed, enabled users than `allow_lockout` would be locked out, then
-/// sets the pool to ON keeping its SMS and TOTP settings.
+/// `apply`: refuses, changing nothing, while any user could not be read (a
+/// pool not fully read is never switched); repairs (SMS MFA for users with a
+/// phone); re-reads the blocked and repairable users, since the audit of a
+/// large pool takes an hour and users change meanwhile; refuses if one of
+/// them could not be re-read, became blocked since, or while more confirmed,
+/// enabled users than `allow_lockout` would be locked out; then sets the
+/// pool to ON keeping its SMS and TOTP settings.
 pub async fn enforce<A: UserPoolAdmin, P: Progress>(
     admin: &A,
     config: &MfaConfig,
@@ -552,6 +556,14 @@ pub async fn enforce<A: UserPoolAdmin, P: Progress>(
     for u in &repairable {
         let _ = writeln!(text, "  repairable  {} ({})", u.username, u.phone);
     }
+    let unread = audited.counts.errors;
+    if unread > 0 {
+        let _ = writeln!(
+            text,
+            "{} could not be read: --apply refuses until every user is read",
+            users(unread)
+        );
+    }
     let mut json = json!({
         "audit": audited.counts,
         "blocked": blocked.iter().map(|u| &u.username).collect::<Vec<_>>(),
@@ -566,6 +578,20 @@ pub async fn enforce<A: UserPoolAdmin, P: Progress>(
             json,
             text,
             csv: None,
+        });
+    }
+    // A user the audit could not read may be one MFA ON would lock out.
+    if unread > 0 {
+        return Err(CliError::EnforceRefused {
+            reason: format!(
+                "{} could not be read (AdminGetUser failed after the retries); nothing was changed and the pool stays as it is. Fix the access (credentials, IAM: cognito-idp:AdminGetUser) or wait for the throttling to pass, then run `mfa-admin audit` until it reports 0 errors and `mfa-admin enforce --apply` again",
+                users(unread)
+            ),
+            report: Box::new(Report {
+                json,
+                text,
+                csv: None,
+            }),
         });
     }
     // Repair first, under the same limits.
@@ -591,24 +617,83 @@ pub async fn enforce<A: UserPoolAdmin, P: Progress>(
                 failed.len(),
                 failed.join("; ")
             ),
-            report: Report {
+            report: Box::new(Report {
                 json,
                 text,
                 csv: None,
-            },
+            }),
         });
     }
-    let lockouts = blocked.len() as u64;
+    // The audit may be an hour old: decide on the users' state now.
+    let fresh = recheck(
+        admin,
+        config,
+        pool_id,
+        &limiter,
+        options.concurrency,
+        &audited.users,
+    )
+    .await;
+    let _ = writeln!(
+        text,
+        "re-read {} just before the switch: {} still blocked, {} fixed or gone since, {} became blocked, {} could not be read",
+        users(fresh.reread),
+        fresh.still_blocked,
+        fresh.fixed,
+        fresh.became_blocked.len(),
+        fresh.unread
+    );
+    for name in &fresh.became_blocked {
+        let _ = writeln!(text, "  now blocked {name}");
+    }
+    json["recheck"] = json!({
+        "users": fresh.reread,
+        "still_blocked": fresh.still_blocked,
+        "fixed": fresh.fixed,
+        "became_blocked": fresh.became_blocked,
+        "errors": fresh.unread,
+    });
+    let refuse = |reason: String, json: serde_json::Value, text: String| {
+        Err(CliError::EnforceRefused {
+            reason,
+            report: Box::new(Report {
+                json,
+                text,
+                csv: None,
+            }),
+        })
+    };
+    if fresh.unread > 0 {
+        return refuse(
+            format!(
+                "{} of the blocked and repairable users could not be re-read just before the switch; the pool stays as it is. Fix the access (credentials, IAM: cognito-idp:AdminGetUser) or wait for the throttling to pass, then run `mfa-admin enforce --apply` again",
+                users(fresh.unread)
+            ),
+            json,
+            text,
+        );
+    }
+    if !fresh.became_blocked.is_empty() {
+        return refuse(
+            format!(
+                "{} became blocked since the audit (no factor and no phone now; named in the output); the pool stays as it is. Give them a factor, then run `mfa-admin enforce` again to see the current state",
+                users(fresh.became_blocked.len() as u64)
+            ),
+            json,
+            text,
+        );
+    }
+    let lockouts = fresh.still_blocked;
     if lockouts > enforce.allow_lockout {
         return Err(CliError::EnforceRefused {
             reason: format!(
                 "{lockouts} confirmed, enabled users would be locked out (no factor and no phone); the pool stays as it is. Give them a factor (recover-lost-totp USER --phone, or TOTP set-up in the app), or accept it with --allow-lockout {lockouts}"
             ),
-            report: Report {
+            report: Box::new(Report {
                 json,
                 text,
                 csv: None,
-            },
+            }),
         });
     }
     let current = admin.pool_mfa(pool_id).await.map_err(CliError::admin)?;
@@ -638,6 +723,76 @@ pub async fn enforce<A: UserPoolAdmin, P: Progress>(
         text,
         csv: None,
     })
+}
+
+/// "1 user", "2 users".
+fn users(n: u64) -> String {
+    if n == 1 {
+        "1 user".to_owned()
+    } else {
+        format!("{n} users")
+    }
+}
+
+/// The blocked and repairable users as they are now.
+#[derive(Debug, Default)]
+struct Recheck {
+    reread: u64,
+    /// Blocked in the audit, and still: they count against `--allow-lockout`.
+    still_blocked: u64,
+    /// Blocked in the audit, and now not (a factor, a phone, disabled or
+    /// deleted since).
+    fixed: u64,
+    /// Not counted as locked out in the audit (repairable, or disabled or
+    /// unconfirmed), locked out now.
+    became_blocked: Vec<String>,
+    unread: u64,
+}
+
+/// Re-reads every user the audit found without a factor (blocked, whether
+/// or not they could sign in today, and repairable) and classifies them
+/// afresh.
+async fn recheck<A: UserPoolAdmin>(
+    admin: &A,
+    config: &MfaConfig,
+    pool_id: &str,
+    limiter: &RateLimiter,
+    concurrency: usize,
+    audited: &[UserAudit],
+) -> Recheck {
+    let reads: Vec<(&UserAudit, Result<User, AdminError>)> =
+        futures_util::stream::iter(audited.iter().filter(|u| u.blocked_if_on || u.repairable))
+            .map(|u| async move {
+                (
+                    u,
+                    call(limiter, || admin.get_user(pool_id, &u.username)).await,
+                )
+            })
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
+    let mut fresh = Recheck::default();
+    for (before, read) in reads {
+        fresh.reread += 1;
+        let was_locked_out = locks_out(before);
+        let locked_out = match read {
+            Ok(user) => locks_out(&classify(config, &user)),
+            Err(AdminError::UserNotFound { .. }) => false,
+            Err(e) => {
+                tracing::warn!(user = %auth_policy::redact::mask_username(&before.username), "not re-read: {e}");
+                fresh.unread += 1;
+                continue;
+            }
+        };
+        match (was_locked_out, locked_out) {
+            (true, true) => fresh.still_blocked += 1,
+            (true, false) => fresh.fixed += 1,
+            (false, true) => fresh.became_blocked.push(before.username.clone()),
+            (false, false) => {}
+        }
+    }
+    fresh.became_blocked.sort();
+    fresh
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 
 use auth_policy::MfaConfig;
 use cognito_admin::{AdminError, Device, FakeUserPool, MfaFactor, MfaState};
-use mfa_admin::{CliError, Command, PreferenceArg, WalkArgs, execute};
+use mfa_admin::scale::Quiet;
+use mfa_admin::{CliError, Command, PreferenceArg, WalkArgs, execute, execute_with};
 
 /// A fast pace for the in-memory pool.
 fn walk() -> WalkArgs {
@@ -154,10 +155,19 @@ async fn the_listed_errors_say_what_to_do_and_change_nothing() {
 #[tokio::test]
 async fn recover_lost_totp_switches_to_sms_on_a_verified_phone() {
     let p = pool();
+    p.add_user(
+        POOL,
+        "bob",
+        [
+            ("email", "bob@example.com"),
+            ("custom:mfa_preference", "TOTP"),
+        ],
+    );
     p.associate_totp(POOL, "bob");
     run(&p, &MfaConfig::default(), set("bob", PreferenceArg::Totp))
         .await
         .unwrap();
+    let before = p.calls().len();
     let r = run(
         &p,
         &MfaConfig::default(),
@@ -176,11 +186,104 @@ async fn recover_lost_totp_switches_to_sms_on_a_verified_phone() {
         MfaState::new(vec![MfaFactor::Sms], Some(MfaFactor::Sms))
     );
     assert_eq!(r.json["preferred"], "SMS_MFA");
+    // The stated preference follows the factor.
+    assert_eq!(u.attribute("custom:mfa_preference"), Some("SMS"));
+    assert_eq!(r.json["mfa_preference"], "SMS");
     // Signed out everywhere, and the output says every step was done.
     assert_eq!(p.sign_outs(POOL, "bob"), 1);
     let done = r.json["recovery_steps_done"].as_array().unwrap();
     assert_eq!(done.len(), mfa_admin::RECOVERY_STEPS.len());
     assert!(r.text.contains("signed out everywhere"), "{}", r.text);
+    // The sign-out comes before any change; the preference after the factor.
+    assert_eq!(
+        p.calls()[before..],
+        [
+            "AdminGetUser",
+            "AdminUserGlobalSignOut",
+            "AdminUpdateUserAttributes",
+            "AdminSetUserMFAPreference",
+            "AdminUpdateUserAttributes",
+            "AdminListDevices",
+            "AdminGetUser",
+        ]
+    );
+}
+
+fn countries(pairs: &[(&str, &str)]) -> phone_country::CountryPolicy {
+    phone_country::CountryPolicy::from_source(pairs).unwrap()
+}
+
+async fn recover_under(
+    p: &FakeUserPool,
+    countries: &phone_country::CountryPolicy,
+    phone: &str,
+) -> Result<mfa_admin::Report, CliError> {
+    execute_with(
+        p,
+        &MfaConfig::default(),
+        countries,
+        POOL,
+        &Command::RecoverLostTotp {
+            user: "bob".into(),
+            phone: phone.into(),
+        },
+        &Quiet,
+        std::future::pending(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn recover_lost_totp_refuses_a_phone_outside_the_sms_country_policy_and_changes_nothing() {
+    let cases = [
+        (
+            countries(&[("SMS_BLOCKED_COUNTRIES", "JP")]),
+            "+819012345678",
+            "its country, JP, is in SMS_BLOCKED_COUNTRIES",
+        ),
+        (
+            countries(&[("SMS_ALLOWED_COUNTRIES", "US,CA")]),
+            "+819012345678",
+            "its country, JP, is not in SMS_ALLOWED_COUNTRIES",
+        ),
+        (
+            countries(&[("SMS_ALLOWED_COUNTRIES", "US")]),
+            "+15558675309",
+            "no country and SMS_ALLOWED_COUNTRIES is set",
+        ),
+    ];
+    for (policy, phone, reason) in cases {
+        let p = pool();
+        p.associate_totp(POOL, "bob");
+        run(&p, &MfaConfig::default(), set("bob", PreferenceArg::Totp))
+            .await
+            .unwrap();
+        let before = p.user(POOL, "bob").unwrap();
+        let calls = p.calls().len();
+        let e = recover_under(&p, &policy, phone).await.unwrap_err();
+        assert!(matches!(e, CliError::CountryRefused { .. }), "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains("SMS country policy") && text.contains(reason),
+            "{text}"
+        );
+        assert!(!text.contains(phone) && !text.contains('\n'), "{text}");
+        // Not one call: no sign-out, no attribute, no factor change.
+        assert_eq!(p.calls().len(), calls, "{:?}", p.calls());
+        assert_eq!(p.user(POOL, "bob").unwrap(), before);
+        assert_eq!(p.sign_outs(POOL, "bob"), 0);
+    }
+    // A number the policy allows goes through.
+    let p = pool();
+    let r = recover_under(
+        &p,
+        &countries(&[("SMS_ALLOWED_COUNTRIES", "US")]),
+        "+16502530000",
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.json["phone_number"], "+16502530000");
+    assert_eq!(p.sign_outs(POOL, "bob"), 1);
 }
 
 #[tokio::test]
@@ -219,9 +322,23 @@ async fn recover_lost_totp_forgets_every_remembered_device() {
     );
 }
 
+/// Splits an `Incomplete` error line into (stopped at, done, still to do).
+fn steps_of(text: &str) -> (String, String, String) {
+    let (stopped, rest) = text.split_once("Done:").expect("the steps done are listed");
+    let (done, left) = rest
+        .split_once("Still to do:")
+        .expect("the steps left are listed");
+    (stopped.to_owned(), done.to_owned(), left.to_owned())
+}
+
 #[tokio::test]
-async fn recover_lost_totp_says_which_steps_were_done_when_one_fails() {
+async fn recover_lost_totp_changes_nothing_when_the_sign_out_fails() {
     let p = pool();
+    p.associate_totp(POOL, "bob");
+    run(&p, &MfaConfig::default(), set("bob", PreferenceArg::Totp))
+        .await
+        .unwrap();
+    let before = p.user(POOL, "bob").unwrap();
     p.fail_operation(
         "AdminUserGlobalSignOut",
         AdminError::Unreachable {
@@ -240,25 +357,56 @@ async fn recover_lost_totp_says_which_steps_were_done_when_one_fails() {
     .await
     .unwrap_err();
     let text = e.to_string();
-    let (stopped, rest) = text.split_once("Done:").expect("the steps done are listed");
-    let (done, left) = rest
-        .split_once("Still to do:")
-        .expect("the steps left are listed");
-    assert!(stopped.contains(mfa_admin::RECOVERY_STEPS[2]), "{text}");
+    let (stopped, done, left) = steps_of(&text);
+    assert!(stopped.contains(mfa_admin::RECOVERY_STEPS[0]), "{text}");
+    assert_eq!(done.trim().trim_end_matches('.'), "nothing", "{text}");
+    for step in mfa_admin::RECOVERY_STEPS {
+        assert!(left.contains(step), "{step} in {text}");
+    }
+    // The factor is not changed while a session may still be alive.
+    assert_eq!(p.user(POOL, "bob").unwrap(), before);
+    assert!(!p.calls().contains(&"AdminUpdateUserAttributes"));
+}
+
+#[tokio::test]
+async fn recover_lost_totp_says_which_steps_were_done_when_one_fails() {
+    let p = pool();
+    p.fail_operation(
+        "AdminSetUserMFAPreference",
+        AdminError::Unreachable {
+            operation: "AdminSetUserMFAPreference",
+            reason: "timeout".into(),
+        },
+    );
+    let e = run(
+        &p,
+        &MfaConfig::default(),
+        Command::RecoverLostTotp {
+            user: "bob".into(),
+            phone: "+819012345678".into(),
+        },
+    )
+    .await
+    .unwrap_err();
+    let text = e.to_string();
+    let (stopped, done, left) = steps_of(&text);
+    let steps = mfa_admin::RECOVERY_STEPS;
+    assert!(stopped.contains(steps[2]), "{text}");
+    assert!(done.contains(steps[0]) && done.contains(steps[1]), "{text}");
     assert!(
-        done.contains(mfa_admin::RECOVERY_STEPS[0]) && done.contains(mfa_admin::RECOVERY_STEPS[1]),
+        !done.contains(steps[2]) && !done.contains(steps[3]),
         "{text}"
     );
     assert!(
-        left.contains(mfa_admin::RECOVERY_STEPS[2]) && left.contains(mfa_admin::RECOVERY_STEPS[3]),
+        left.contains(steps[2]) && left.contains(steps[3]) && left.contains(steps[4]),
         "{text}"
     );
-    assert!(!done.contains(mfa_admin::RECOVERY_STEPS[2]), "{text}");
-    // The switch to SMS itself was made.
-    assert_eq!(
-        p.user(POOL, "bob").unwrap().mfa,
-        MfaState::new(vec![MfaFactor::Sms], Some(MfaFactor::Sms))
-    );
+    // Signed out and the phone set; the preference attribute untouched.
+    assert_eq!(p.sign_outs(POOL, "bob"), 1);
+    let u = p.user(POOL, "bob").unwrap();
+    assert_eq!(u.phone_number(), Some("+819012345678"));
+    assert_eq!(u.attribute("custom:mfa_preference"), None);
+    assert_eq!(u.mfa, MfaState::default());
 }
 
 #[tokio::test]

@@ -45,6 +45,21 @@ async fn mfa_of(
     )
 }
 
+/// One attribute of the user, as AdminGetUser says.
+async fn attribute_of(client: &Client, pool: &str, user: &str, name: &str) -> Option<String> {
+    client
+        .admin_get_user()
+        .user_pool_id(pool)
+        .username(user)
+        .send()
+        .await
+        .expect("AdminGetUser")
+        .user_attributes()
+        .iter()
+        .find(|a| a.name() == name)
+        .and_then(|a| a.value().map(str::to_owned))
+}
+
 /// Runs the binary against moto; `env` adds policy variables.
 async fn mfa_admin(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = tokio::process::Command::new(BIN);
@@ -56,6 +71,8 @@ async fn mfa_admin(args: &[&str], env: &[(&str, &str)]) -> Output {
         "MFA_CONFIGURATION",
         "MFA_METHODS",
         "MFA_DEFAULT_PREFERENCE",
+        "SMS_ALLOWED_COUNTRIES",
+        "SMS_BLOCKED_COUNTRIES",
         "RUST_LOG",
     ] {
         cmd.env_remove(var);
@@ -230,7 +247,16 @@ async fn set_preference_totp_after_the_user_associates_an_authenticator() {
         .and_then(|c| c.client_id())
         .unwrap()
         .to_owned();
-    new_user(&client, &pool, "tina", &[("phone_number", "+14155550123")]).await;
+    new_user(
+        &client,
+        &pool,
+        "tina",
+        &[
+            ("phone_number", "+14155550123"),
+            ("custom:mfa_preference", "TOTP"),
+        ],
+    )
+    .await;
     client
         .admin_set_user_password()
         .user_pool_id(&pool)
@@ -311,10 +337,10 @@ async fn set_preference_totp_after_the_user_associates_an_authenticator() {
     let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert_eq!(v["preferred"], "SOFTWARE_TOKEN_MFA");
 
-    // She loses the phone app: the operator switches her to SMS, signs her
-    // out everywhere and forgets her devices. moto has no device APIs, so
-    // the last step fails: the one error line says what was done and what
-    // is left.
+    // She loses the phone app: the operator signs her out everywhere,
+    // switches her to SMS, resets her stated preference and forgets her
+    // devices. moto has no device APIs, so the last step fails: the one
+    // error line says what was done and what is left.
     let o = mfa_admin(
         &[
             "--user-pool-id",
@@ -334,7 +360,7 @@ async fn set_preference_totp_after_the_user_associates_an_authenticator() {
             .split_once("Done:")
             .and_then(|(_, rest)| rest.split("Still to do:").next())
             .unwrap_or_default();
-        assert_eq!(done.contains(step), i < 3, "step {step:?} in {err}");
+        assert_eq!(done.contains(step), i < 4, "step {step:?} in {err}");
     }
     assert!(
         !refreshes(refresh).await,
@@ -345,6 +371,13 @@ async fn set_preference_totp_after_the_user_associates_an_authenticator() {
     assert_eq!(preferred, "SMS_MFA");
     assert_eq!(phone.as_deref(), Some("+819012345678"));
     assert_eq!(verified.as_deref(), Some("true"));
+    assert_eq!(
+        attribute_of(&client, &pool, "tina", "custom:mfa_preference")
+            .await
+            .as_deref(),
+        Some("SMS"),
+        "the stated preference follows the factor"
+    );
     // Logs name the phone masked only (stdout, the operator's output, may show it).
     assert!(!stderr(&o).contains("+819012345678"), "{}", stderr(&o));
 }
@@ -382,6 +415,63 @@ async fn recover_lost_totp_refuses_a_bad_phone_and_an_unknown_user() {
     .await;
     assert_one_error_line(&o, "does not exist");
     assert!(!stderr(&o).contains("nobody@example.com"), "{}", stderr(&o));
+}
+
+#[tokio::test]
+async fn recover_lost_totp_obeys_the_sms_country_policy_from_the_environment() {
+    let client = client().await;
+    let pool = new_pool(&client, "cli-countries").await;
+    new_user(
+        &client,
+        &pool,
+        "carl",
+        &[
+            ("phone_number", "+14155550123"),
+            ("custom:mfa_preference", "TOTP"),
+        ],
+    )
+    .await;
+    let recover = [
+        "--user-pool-id",
+        &pool,
+        "recover-lost-totp",
+        "carl",
+        "--phone",
+        "+819012345678",
+    ];
+    let unchanged = || async {
+        assert_eq!(
+            mfa_of(&client, &pool, "carl").await.2.as_deref(),
+            Some("+14155550123")
+        );
+        assert_eq!(
+            attribute_of(&client, &pool, "carl", "custom:mfa_preference")
+                .await
+                .as_deref(),
+            Some("TOTP")
+        );
+        assert!(mfa_of(&client, &pool, "carl").await.0.is_empty());
+    };
+    let o = mfa_admin(&recover, &[("SMS_BLOCKED_COUNTRIES", "CU,JP")]).await;
+    assert_one_error_line(
+        &o,
+        "refused by the SMS country policy: its country, JP, is in SMS_BLOCKED_COUNTRIES",
+    );
+    assert!(!stderr(&o).contains("+819012345678"), "{}", stderr(&o));
+    unchanged().await;
+    let o = mfa_admin(&recover, &[("SMS_ALLOWED_COUNTRIES", "US")]).await;
+    assert_one_error_line(&o, "its country, JP, is not in SMS_ALLOWED_COUNTRIES");
+    unchanged().await;
+    // A list the numbering plan does not know stops the command, not others.
+    let o = mfa_admin(&recover, &[("SMS_BLOCKED_COUNTRIES", "XX")]).await;
+    assert_one_error_line(&o, "SMS_BLOCKED_COUNTRIES");
+    unchanged().await;
+    let o = mfa_admin(
+        &["--user-pool-id", &pool, "status", "carl"],
+        &[("SMS_BLOCKED_COUNTRIES", "XX")],
+    )
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
 }
 
 #[tokio::test]

@@ -317,9 +317,17 @@ async fn ctrl_c_keeps_what_was_counted_and_says_where_to_resume() {
     };
     // Ctrl-C after about 1.5 s: about 15 requests at 10/s.
     let stop = tokio::time::sleep(Duration::from_millis(1500));
-    let e = execute_with(&p, &MfaConfig::default(), POOL, &cmd, &Quiet, stop)
-        .await
-        .unwrap_err();
+    let e = execute_with(
+        &p,
+        &MfaConfig::default(),
+        &phone_country::CountryPolicy::default(),
+        POOL,
+        &cmd,
+        &Quiet,
+        stop,
+    )
+    .await
+    .unwrap_err();
     let CliError::Interrupted(report) = e else {
         panic!("{e}")
     };
@@ -429,4 +437,270 @@ async fn enforce_lists_repairs_refuses_while_users_would_be_locked_out_then_swit
         "SMS and TOTP kept"
     );
     assert_eq!(r.json["applied"], true);
+}
+
+fn apply(allow_lockout: u64) -> Command {
+    Command::Enforce {
+        dry_run: false,
+        apply: true,
+        allow_lockout,
+        walk: fast(),
+    }
+}
+
+fn access_denied() -> AdminError {
+    AdminError::Service {
+        operation: "AdminGetUser",
+        code: "AccessDeniedException".into(),
+    }
+}
+
+#[tokio::test]
+async fn enforce_apply_refuses_a_pool_it_could_not_fully_read_and_changes_nothing() {
+    let p = prepared().await;
+    p.fail_user(POOL, "sms", access_denied());
+    let config = MfaConfig::default();
+    // The dry run says it.
+    let dry = execute(
+        &p,
+        &config,
+        POOL,
+        &Command::Enforce {
+            dry_run: true,
+            apply: false,
+            allow_lockout: 0,
+            walk: fast(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(dry.json["audit"]["errors"], 1);
+    assert!(
+        dry.text
+            .contains("1 user could not be read: --apply refuses"),
+        "{}",
+        dry.text
+    );
+    // --allow-lockout 3 would switch this pool if it had been fully read.
+    let calls = p.calls().len();
+    let e = execute(&p, &config, POOL, &apply(3)).await.unwrap_err();
+    let CliError::EnforceRefused { report, .. } = &e else {
+        panic!("expected a refusal, got {e}");
+    };
+    let line = e.to_string();
+    assert!(
+        line.starts_with("1 user could not be read")
+            && line.contains("mfa-admin audit")
+            && line.contains("enforce --apply` again")
+            && !line.contains('\n'),
+        "{line}"
+    );
+    assert_eq!(e.exit_code(), 1);
+    assert_eq!(report.json["applied"], false);
+    assert_eq!(report.json["audit"]["errors"], 1);
+    // Nothing changed: no repair, no switch.
+    assert_eq!(p.pool_mfa_config(POOL).mode, "OPTIONAL");
+    assert!(p.user(POOL, "bare-phone").unwrap().mfa.enabled.is_empty());
+    let after: Vec<_> = p.calls()[calls..].to_vec();
+    assert!(
+        after
+            .iter()
+            .all(|c| *c == "ListUsers" || *c == "AdminGetUser"),
+        "{after:?}"
+    );
+    // Once every user can be read, the same command switches the pool.
+    let p2 = prepared().await;
+    execute(&p2, &config, POOL, &apply(3)).await.unwrap();
+    assert_eq!(p2.pool_mfa_config(POOL).mode, "ON");
+}
+
+/// The fake pool, changed by `change` just after the audit has read each of
+/// the 10 users once: what users do while an hour-long audit runs.
+struct ChangesAfterAudit {
+    inner: FakeUserPool,
+    reads: std::sync::atomic::AtomicUsize,
+    change: Box<dyn Fn(&FakeUserPool) + Send + Sync>,
+}
+
+const AUDIT_READS: usize = 10;
+
+impl ChangesAfterAudit {
+    fn new(inner: FakeUserPool, change: impl Fn(&FakeUserPool) + Send + Sync + 'static) -> Self {
+        Self {
+            inner,
+            reads: std::sync::atomic::AtomicUsize::new(0),
+            change: Box::new(change),
+        }
+    }
+}
+
+impl UserPoolAdmin for ChangesAfterAudit {
+    async fn get_user(&self, pool_id: &str, username: &str) -> Result<User, AdminError> {
+        let n = self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if n == AUDIT_READS {
+            (self.change)(&self.inner);
+        }
+        self.inner.get_user(pool_id, username).await
+    }
+    async fn set_mfa_preference(
+        &self,
+        pool_id: &str,
+        username: &str,
+        settings: MfaSettings,
+    ) -> Result<(), AdminError> {
+        self.inner
+            .set_mfa_preference(pool_id, username, settings)
+            .await
+    }
+    async fn update_attributes(
+        &self,
+        pool_id: &str,
+        username: &str,
+        attributes: &[(String, String)],
+    ) -> Result<(), AdminError> {
+        self.inner
+            .update_attributes(pool_id, username, attributes)
+            .await
+    }
+    async fn list_users(&self, pool_id: &str, token: Option<&str>) -> Result<UserPage, AdminError> {
+        self.inner.list_users(pool_id, token).await
+    }
+    async fn list_devices(&self, pool_id: &str, username: &str) -> Result<Vec<Device>, AdminError> {
+        self.inner.list_devices(pool_id, username).await
+    }
+    async fn pool_mfa(&self, pool_id: &str) -> Result<PoolMfa, AdminError> {
+        self.inner.pool_mfa(pool_id).await
+    }
+    async fn set_pool_mfa_on(&self, pool_id: &str, current: &PoolMfa) -> Result<(), AdminError> {
+        self.inner.set_pool_mfa_on(pool_id, current).await
+    }
+    async fn global_sign_out(&self, pool_id: &str, username: &str) -> Result<(), AdminError> {
+        self.inner.global_sign_out(pool_id, username).await
+    }
+    async fn forget_device(
+        &self,
+        pool_id: &str,
+        username: &str,
+        device_key: &str,
+    ) -> Result<(), AdminError> {
+        self.inner
+            .forget_device(pool_id, username, device_key)
+            .await
+    }
+}
+
+/// The operations called after the audit's reads, in order.
+fn after_audit(p: &FakeUserPool) -> Vec<&'static str> {
+    let calls = p.calls();
+    let mut reads = 0;
+    let start = calls
+        .iter()
+        .position(|c| {
+            reads += usize::from(*c == "AdminGetUser");
+            reads == AUDIT_READS
+        })
+        .expect("the audit read every user");
+    calls[start + 1..]
+        .iter()
+        .copied()
+        .filter(|c| *c != "ListUsers")
+        .collect()
+}
+
+#[tokio::test]
+async fn enforce_apply_re_reads_and_refuses_users_who_became_blocked_since_the_audit() {
+    let p = prepared().await;
+    let changing = ChangesAfterAudit::new(p.clone(), |p| {
+        // After the audit (and the repairs): bare-phone drops the phone and
+        // the factor, and the disabled user is enabled again, still with none.
+        p.add_user(POOL, "bare-phone", []);
+        p.add_user(POOL, "disabled", []);
+    });
+    // 3 accepted lockouts would switch the pool as the audit saw it.
+    let e = execute(&changing, &MfaConfig::default(), POOL, &apply(3))
+        .await
+        .unwrap_err();
+    let CliError::EnforceRefused { reason, report } = &e else {
+        panic!("expected a refusal, got {e}");
+    };
+    assert!(
+        reason.starts_with("2 users became blocked since the audit") && !reason.contains('\n'),
+        "{reason}"
+    );
+    assert_eq!(
+        report.json["recheck"]["became_blocked"],
+        serde_json::json!(["bare-phone", "disabled"])
+    );
+    assert!(
+        report.text.contains("  now blocked bare-phone"),
+        "{}",
+        report.text
+    );
+    assert_eq!(report.json["applied"], false);
+    assert_eq!(p.pool_mfa_config(POOL).mode, "OPTIONAL");
+    assert!(!p.calls().contains(&"SetUserPoolMfaConfig"));
+}
+
+#[tokio::test]
+async fn enforce_apply_re_reads_after_repairing_and_decides_on_the_fresh_state() {
+    let p = prepared().await;
+    let phone = "+14155550100";
+    let changing = ChangesAfterAudit::new(p.clone(), move |p| {
+        // bare gave a phone since the audit: no longer locked out.
+        p.add_user(POOL, "bare", [("phone_number", phone)]);
+    });
+    // The audit saw 3 users locked out: --allow-lockout 2 passes only
+    // because the re-read sees 2.
+    let r = execute(&changing, &MfaConfig::default(), POOL, &apply(2))
+        .await
+        .unwrap();
+    assert_eq!(r.json["applied"], true);
+    assert_eq!(p.pool_mfa_config(POOL).mode, "ON");
+    assert_eq!(
+        r.json["recheck"],
+        serde_json::json!({
+            "users": 6,
+            "still_blocked": 2,
+            "fixed": 1,
+            "became_blocked": [],
+            "errors": 0,
+        })
+    );
+    // The repairs, then one read of each of the 4 blocked and 2 repairable
+    // users, then the switch.
+    assert_eq!(
+        after_audit(&p),
+        [
+            "AdminSetUserMFAPreference",
+            "AdminSetUserMFAPreference",
+            "AdminGetUser",
+            "AdminGetUser",
+            "AdminGetUser",
+            "AdminGetUser",
+            "AdminGetUser",
+            "AdminGetUser",
+            "GetUserPoolMfaConfig",
+            "SetUserPoolMfaConfig",
+            "GetUserPoolMfaConfig",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn enforce_apply_refuses_when_a_user_cannot_be_re_read() {
+    let p = prepared().await;
+    let changing = ChangesAfterAudit::new(p.clone(), |p| {
+        p.fail_user(POOL, "nomfa", access_denied());
+    });
+    let e = execute(&changing, &MfaConfig::default(), POOL, &apply(3))
+        .await
+        .unwrap_err();
+    let line = e.to_string();
+    assert!(
+        matches!(e, CliError::EnforceRefused { .. })
+            && line.starts_with("1 user of the blocked and repairable users could not be re-read")
+            && line.contains("enforce --apply` again"),
+        "{line}"
+    );
+    assert_eq!(p.pool_mfa_config(POOL).mode, "OPTIONAL");
 }

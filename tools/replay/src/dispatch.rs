@@ -138,6 +138,10 @@ fn pool_effects(pool: &cognito_admin::FakeUserPool, pool_id: &str, user: &str) -
 pub const REPLAY_USER_MFA: &str = "REPLAY_USER_MFA";
 pub const REPLAY_USER_ABSENT: &str = "REPLAY_USER_ABSENT";
 pub const REPLAY_COGNITO_FAILS: &str = "REPLAY_COGNITO_FAILS";
+/// `REPLAY_COGNITO_REFUSES`: an operation Cognito answers with
+/// `InvalidParameterException` (the pool's MFA settings disagree with
+/// `MFA_METHODS`).
+pub const REPLAY_COGNITO_REFUSES: &str = "REPLAY_COGNITO_REFUSES";
 
 /// The PreAuthentication guard against an in-memory pool holding the
 /// event's user (unless `REPLAY_USER_ABSENT`), with the factors of
@@ -198,6 +202,20 @@ async fn pre_authentication(event: Value, env: &BTreeMap<String, String>) -> Run
                 operation,
                 reason: "replay: the endpoint does not answer".to_owned(),
             },
+        );
+    }
+    if let Some(operation) = env.get(REPLAY_COGNITO_REFUSES) {
+        let operation: &'static str = match operation.as_str() {
+            "AdminSetUserMFAPreference" => "AdminSetUserMFAPreference",
+            other => {
+                return config_failure(format!(
+                    "{REPLAY_COGNITO_REFUSES}: unknown operation {other:?}"
+                ));
+            }
+        };
+        pool.fail_operation(
+            operation,
+            cognito_admin::AdminError::InvalidParameter { operation },
         );
     }
     let result = pre_authentication::handle(&config, &pool, event)
@@ -281,9 +299,15 @@ async fn custom_sms_sender(event: Value, env: &BTreeMap<String, String>) -> Run 
 /// delivered a second time (Lambda's retry); `REPLAY_CODE_FAILURES=N`: the
 /// user's wrong codes so far in the window.
 pub const REPLAY_SMS_SENT_BEFORE: &str = "REPLAY_SMS_SENT_BEFORE";
+/// Sends to the event's number made before by another account that holds
+/// it unverified.
+pub const REPLAY_SMS_SENT_BEFORE_BY_OTHERS: &str = "REPLAY_SMS_SENT_BEFORE_BY_OTHERS";
 pub const REPLAY_LIMITS_UNAVAILABLE: &str = "REPLAY_LIMITS_UNAVAILABLE";
 pub const REPLAY_DELIVER_TWICE: &str = "REPLAY_DELIVER_TWICE";
 pub const REPLAY_CODE_FAILURES: &str = "REPLAY_CODE_FAILURES";
+/// CreateAuthChallenge: the same sign-in starts again this many seconds
+/// later (a user who did not get the SMS and tries again).
+pub const REPLAY_SIGN_IN_AGAIN_AFTER: &str = "REPLAY_SIGN_IN_AGAIN_AFTER";
 
 /// The table name replay gives the in-memory limiter when the sample names
 /// none (the limits need a table name to be valid configuration).
@@ -315,17 +339,33 @@ async fn replay_limiter(
             .transpose()
             .map(Option::unwrap_or_default)
     };
+    let verified = match event.pointer("/request/userAttributes/phone_number_verified") {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(v)) => v.trim().eq_ignore_ascii_case("true"),
+        _ => false,
+    };
+    let before = |user, phone_verified| sms_limits::Outgoing {
+        pool,
+        user,
+        phone: text("/request/userAttributes/phone_number"),
+        phone_verified,
+        dedup: None,
+        check_lockout: false,
+        now,
+    };
     for _ in 0..number(REPLAY_SMS_SENT_BEFORE)? {
-        let before = sms_limits::Outgoing {
-            pool,
-            user,
-            phone: text("/request/userAttributes/phone_number"),
-            dedup: None,
-            memo: None,
-            dedup_ttl: sms_limits::DEDUP_TTL_SECS,
-            now,
-        };
-        limiter.admit(&before).await.map_err(|e| e.to_string())?;
+        limiter
+            .admit(&before(user, verified))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    // Another account carrying the same number, unverified (phone numbers
+    // are not unique): it spends the number's common budget.
+    for _ in 0..number(REPLAY_SMS_SENT_BEFORE_BY_OTHERS)? {
+        limiter
+            .admit(&before("another-account-with-this-number", false))
+            .await
+            .map_err(|e| e.to_string())?;
     }
     for _ in 0..number(REPLAY_CODE_FAILURES)? {
         limiter
@@ -427,6 +467,7 @@ async fn create_auth_challenge(event: Value, env: &BTreeMap<String, String>) -> 
         Err(e) => return config_failure(e),
     };
     let outbox = sms_delivery::Outbox::new();
+    let event_again = event.clone();
     let deps = create_auth_challenge::Deps::new(settings, secret, outbox.clone(), gate);
     let mut result =
         create_auth_challenge::handle(&deps, event.clone(), challenge_code::unix_now())
@@ -451,6 +492,18 @@ async fn create_auth_challenge(event: Value, env: &BTreeMap<String, String>) -> 
             };
         }
         result = again;
+    }
+    // A new sign-in of the same user N seconds later (the same event again).
+    if let Some(later) = env.get(REPLAY_SIGN_IN_AGAIN_AFTER)
+        && result.is_ok()
+    {
+        let Ok(later) = later.parse::<u64>() else {
+            return config_failure(format!("{REPLAY_SIGN_IN_AGAIN_AFTER}: expected seconds"));
+        };
+        result =
+            create_auth_challenge::handle(&deps, event_again, challenge_code::unix_now() + later)
+                .await
+                .map_err(|e| Failure::from(lambda_runtime::Diagnostic::from(e)));
     }
     let sms: Vec<Value> = outbox
         .messages()
