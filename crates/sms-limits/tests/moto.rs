@@ -19,7 +19,7 @@ fn key() -> HashingSecret {
 /// hands moto one request at a time: moto's conditional writes are not
 /// atomic under concurrency (a read, then a write, no lock), DynamoDB's are.
 async fn limiter(limits: Limits) -> (DynamoLimiter, FaultProxy) {
-    let proxy = FaultProxy::serializing(&harness::moto::endpoint())
+    let proxy = FaultProxy::serializing(&harness::moto::dynamodb_endpoint())
         .await
         .expect("proxy starts");
     let sdk = harness::moto::sdk_config_at(&proxy.url(), sdk_config::Budget::SYNC_TRIGGER).await;
@@ -418,7 +418,7 @@ async fn challenge_records_and_the_lockout_in_one_transaction() {
 /// different items for the same send.
 #[tokio::test]
 async fn table_keys_are_keyed_hashes() {
-    let proxy = FaultProxy::serializing(&harness::moto::endpoint())
+    let proxy = FaultProxy::serializing(&harness::moto::dynamodb_endpoint())
         .await
         .expect("proxy");
     let sdk = harness::moto::sdk_config_at(&proxy.url(), sdk_config::Budget::SYNC_TRIGGER).await;

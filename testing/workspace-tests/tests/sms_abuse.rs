@@ -91,7 +91,7 @@ impl Codes {
 /// `FaultProxy::serializing`: moto's conditional writes are not atomic
 /// under concurrency, DynamoDB's are). The functions stay concurrent.
 async fn atomic_dynamodb() -> (harness::fault_proxy::FaultProxy, String) {
-    let proxy = harness::fault_proxy::FaultProxy::serializing(&harness::moto::endpoint())
+    let proxy = harness::fault_proxy::FaultProxy::serializing(&harness::moto::dynamodb_endpoint())
         .await
         .unwrap();
     let url = proxy.url();
@@ -99,8 +99,7 @@ async fn atomic_dynamodb() -> (harness::fault_proxy::FaultProxy, String) {
 }
 
 async fn limits_table() -> String {
-    let sdk = harness::moto::sdk_config().await;
-    harness::moto::new_limits_table(&aws_sdk_dynamodb::Client::new(&sdk), "sms-abuse").await
+    harness::moto::new_limits_table(&harness::moto::dynamodb_client().await, "sms-abuse").await
 }
 
 fn env(extra: &[(&str, &str)]) -> Vec<(String, String)> {
