@@ -31,7 +31,7 @@ use lambda_host::events::cognito::{
 use lambda_runtime::Diagnostic;
 use serde_json::Value;
 use sms_delivery::{SmsError, SmsSender};
-use sms_limits::{Dedup, FailMode, Limiter, Outgoing, RecordKind, Refusal, SendGate, Verdict};
+use send_limits::{Channel, Dedup, FailMode, Limiter, Outgoing, RecordKind, Refusal, SendGate, Verdict};
 use sms_messages::{MessageConfigError, MessageKind, Messages};
 use thiserror::Error;
 
@@ -302,10 +302,11 @@ fn outgoing<'a>(
 ) -> Outgoing<'a> {
     let attrs = &event.request.user_attributes;
     Outgoing {
+        channel: Channel::Sms,
         pool,
         user,
-        phone: attrs.get("phone_number").map(String::as_str).unwrap_or(""),
-        phone_verified: attrs
+        destination: attrs.get("phone_number").map(String::as_str).unwrap_or(""),
+        destination_verified: attrs
             .get("phone_number_verified")
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
         dedup: Some(Dedup {
@@ -406,7 +407,7 @@ mod tests {
     const SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
     const NOW: u64 = 1_700_000_000;
 
-    fn deps() -> Deps<Outbox, sms_limits::MemoryLimiter> {
+    fn deps() -> Deps<Outbox, send_limits::MemoryLimiter> {
         Deps::new(
             Settings::from_source(&[("CODE_TTL_SECONDS", "180")][..]).unwrap(),
             HashingSecret::new(SECRET.to_vec(), "test").unwrap(),

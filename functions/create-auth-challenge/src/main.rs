@@ -8,7 +8,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 
 use serde_json::Value;
 use sms_delivery::{SenderIdentity, SnsSender};
-use sms_limits::{CountryPolicy, DynamoLimiter, Limits, SendGate};
+use send_limits::{CountryPolicy, DynamoLimiter, Limits, SendGate};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {

@@ -31,7 +31,7 @@ async fn logs_never_hold_the_code_or_the_phone_number() {
         Settings::from_source(&[("CODE_TTL_SECONDS", "180")][..]).unwrap(),
         secret(),
         SnsSender::new(aws_sdk_sns::Client::new(&sdk), SenderIdentity::default()),
-        sms_limits::SendGate::<sms_limits::MemoryLimiter>::new(Default::default(), None),
+        send_limits::SendGate::<send_limits::MemoryLimiter>::new(Default::default(), None),
     );
     let phone = format!("+8180{:08}", getrandom::u32().unwrap() % 100_000_000);
     let event = json!({

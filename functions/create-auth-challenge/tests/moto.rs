@@ -23,13 +23,13 @@ fn unique_phone() -> String {
     format!("+8170{:08}", getrandom::u32().unwrap() % 100_000_000)
 }
 
-async fn deps() -> Deps<SnsSender, sms_limits::MemoryLimiter> {
+async fn deps() -> Deps<SnsSender, send_limits::MemoryLimiter> {
     let sdk = harness::moto::sdk_config().await;
     Deps::new(
         Settings::from_source(&[("CODE_TTL_SECONDS", "180")][..]).unwrap(),
         secret(),
         SnsSender::new(aws_sdk_sns::Client::new(&sdk), SenderIdentity::default()),
-        sms_limits::SendGate::<sms_limits::MemoryLimiter>::new(Default::default(), None),
+        send_limits::SendGate::<send_limits::MemoryLimiter>::new(Default::default(), None),
     )
 }
 

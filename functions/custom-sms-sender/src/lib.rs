@@ -28,7 +28,7 @@ use lambda_host::events::custom_sms_sender::{CustomSmsSenderEvent, TRIGGER};
 use lambda_runtime::Diagnostic;
 use serde_json::Value;
 use sms_delivery::{SmsError, SmsSender};
-use sms_limits::{Dedup, FailMode, Limiter, Outgoing, RecordKind, Refusal, SendGate, Verdict};
+use send_limits::{Channel, Dedup, FailMode, Limiter, Outgoing, RecordKind, Refusal, SendGate, Verdict};
 use sms_messages::{MessageKind, Messages};
 use thiserror::Error;
 
@@ -325,10 +325,11 @@ where
     let pool_id = event.header.user_pool_id.as_deref().unwrap_or_default();
     let country = deps.gate.country_label(phone);
     let outgoing = Outgoing {
+        channel: Channel::Sms,
         pool: pool_id,
         user: user_name,
-        phone,
-        phone_verified: event
+        destination: phone,
+        destination_verified: event
             .attribute("phone_number_verified")
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
         dedup: Some(Dedup {
@@ -340,7 +341,7 @@ where
                 source.as_str(),
                 event.request.code.as_deref().unwrap_or_default()
             ),
-            ttl: sms_limits::DEDUP_TTL_SECS,
+            ttl: send_limits::DEDUP_TTL_SECS,
             memo: None,
         }),
         check_lockout: false,

@@ -10,7 +10,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 
 use serde_json::Value;
 use sms_delivery::{SenderIdentity, SnsSender};
-use sms_limits::{CountryPolicy, DynamoLimiter, Limits, SendGate};
+use send_limits::{CountryPolicy, DynamoLimiter, Limits, SendGate};
 use sms_messages::Messages;
 
 #[tokio::main(flavor = "current_thread")]

@@ -11,12 +11,12 @@ const POOL: &str = "us-east-1_Handler01";
 
 use harness::moto::LogCapture as Capture;
 
-async fn deps() -> Deps<code_decrypt::EsdkDecryptor, Outbox, sms_limits::MemoryLimiter> {
+async fn deps() -> Deps<code_decrypt::EsdkDecryptor, Outbox, send_limits::MemoryLimiter> {
     Deps {
         decryptor: dev_keyring::dev_decryptor().await.unwrap(),
         sender: Outbox::new(),
         messages: Messages::default(),
-        gate: sms_limits::SendGate::new(Default::default(), None),
+        gate: send_limits::SendGate::new(Default::default(), None),
     }
 }
 

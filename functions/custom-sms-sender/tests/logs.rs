@@ -61,7 +61,7 @@ async fn a_full_run_logs_no_code_password_or_phone_number() {
             .unwrap(),
         sender: SnsSender::new(aws_sdk_sns::Client::new(&sdk), SenderIdentity::default()),
         messages: Messages::default(),
-        gate: sms_limits::SendGate::<sms_limits::MemoryLimiter>::new(Default::default(), None),
+        gate: send_limits::SendGate::<send_limits::MemoryLimiter>::new(Default::default(), None),
     };
     let keyring = kms_keyring(kms.clone(), &key_arn).await.unwrap();
     let encrypt = |plaintext: &'static str, pool: &'static str| {

@@ -17,7 +17,7 @@ use sms_messages::Messages;
 const POOL: &str = "us-east-1_MotoPool1";
 
 struct Env {
-    deps: Deps<EsdkDecryptor, SnsSender, sms_limits::DynamoLimiter>,
+    deps: Deps<EsdkDecryptor, SnsSender, send_limits::DynamoLimiter>,
     kms: aws_sdk_kms::Client,
     key_arn: String,
 }
@@ -35,7 +35,7 @@ async fn env() -> Env {
             decryptor,
             sender,
             messages: Messages::default(),
-            gate: sms_limits::SendGate::new(Default::default(), None),
+            gate: send_limits::SendGate::new(Default::default(), None),
         },
         kms,
         key_arn,

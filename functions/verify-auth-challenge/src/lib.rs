@@ -21,7 +21,7 @@ use lambda_host::events::cognito::{
 };
 use lambda_runtime::Diagnostic;
 use serde_json::Value;
-use sms_limits::{Limiter, Reservation};
+use send_limits::{Limiter, Reservation};
 use thiserror::Error;
 
 /// The trigger's name in error messages.

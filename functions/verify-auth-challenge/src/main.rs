@@ -6,7 +6,7 @@
 use challenge_code::HashingSecret;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
-use sms_limits::{DynamoLimiter, Limits};
+use send_limits::{DynamoLimiter, Limits};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {

@@ -64,6 +64,8 @@ impl Plan {
 
 struct State {
     upstream: String,
+    /// Upstreams by AWS service (the signing name), over `upstream`.
+    routes: BTreeMap<String, String>,
     plan: Plan,
     seen: AtomicU64,
     faulted: AtomicU64,
@@ -98,10 +100,20 @@ impl FaultProxy {
     }
 
     async fn start_with(upstream: &str, plan: Plan, serial: bool) -> std::io::Result<Self> {
+        Self::start_routed(upstream, plan, serial, BTreeMap::new()).await
+    }
+
+    async fn start_routed(
+        upstream: &str,
+        plan: Plan,
+        serial: bool,
+        routes: BTreeMap<String, String>,
+    ) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
             upstream: upstream.trim_end_matches('/').to_owned(),
+            routes,
             plan,
             seen: AtomicU64::new(0),
             faulted: AtomicU64::new(0),
@@ -152,6 +164,21 @@ impl FaultProxy {
     /// A proxy that faults nothing: for counting connections.
     pub async fn passthrough(upstream: &str) -> std::io::Result<Self> {
         Self::start(upstream, Plan::first(0, Fault::ServerError)).await
+    }
+
+    /// A pass-through proxy that sends each AWS service named in `routes`
+    /// (by its signing name, e.g. `dynamodb`) to an upstream of its own and
+    /// every other request to `upstream`: one endpoint for the client, as
+    /// LocalStack gives, over more than one moto.
+    pub async fn passthrough_routed(
+        upstream: &str,
+        routes: &[(&str, String)],
+    ) -> std::io::Result<Self> {
+        let routes = routes
+            .iter()
+            .map(|(service, url)| ((*service).to_owned(), url.trim_end_matches('/').to_owned()))
+            .collect();
+        Self::start_routed(upstream, Plan::first(0, Fault::ServerError), false, routes).await
     }
 
     /// A pass-through proxy served by a thread of its own, for callers that
@@ -302,6 +329,11 @@ async fn handle(
 }
 
 async fn forward(state: Arc<State>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let upstream = state
+        .routes
+        .get(&service_of(&req))
+        .unwrap_or(&state.upstream)
+        .clone();
     let (parts, body) = req.into_parts();
     let body = body
         .collect()
@@ -313,7 +345,7 @@ async fn forward(state: Arc<State>, req: Request<Incoming>) -> Response<Full<Byt
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
-    let Ok(uri) = format!("{}{}", state.upstream, path).parse::<hyper::Uri>() else {
+    let Ok(uri) = format!("{upstream}{path}").parse::<hyper::Uri>() else {
         return response(StatusCode::BAD_GATEWAY, &[], "bad upstream uri".to_owned());
     };
     let mut out = Request::new(Full::new(body));

@@ -50,9 +50,13 @@ async fn warm_connections(
     let mut env = harness::moto::child_env();
     let mut proxies = Vec::new();
     for (service, suffix) in SERVICES {
-        let proxy = FaultProxy::passthrough(&harness::moto::endpoint())
-            .await
-            .unwrap();
+        // The limits tables live on moto's DynamoDB server of their own.
+        let upstream = if service == "dynamodb" {
+            harness::moto::dynamodb_endpoint()
+        } else {
+            harness::moto::endpoint()
+        };
+        let proxy = FaultProxy::passthrough(&upstream).await.unwrap();
         env.push((format!("AWS_ENDPOINT_URL_{suffix}"), proxy.url()));
         proxies.push((service, proxy));
     }
@@ -142,8 +146,7 @@ async fn sender_events(n: usize, prefix: &str, phone: &str) -> (String, Vec<Valu
 }
 
 async fn limits_table(name: &str) -> String {
-    let sdk = harness::moto::sdk_config().await;
-    harness::moto::new_limits_table(&aws_sdk_dynamodb::Client::new(&sdk), name).await
+    harness::moto::new_limits_table(&harness::moto::dynamodb_client().await, name).await
 }
 
 fn limits_env(table: String) -> Vec<(&'static str, String)> {
@@ -210,9 +213,12 @@ async fn custom_sms_sender_reuses_its_kms_sns_and_dynamodb_connections() {
 async fn custom_sms_sender_reuses_its_connections_when_every_service_shares_one_endpoint() {
     // LocalStack-style: one AWS_ENDPOINT_URL for KMS, SNS and DynamoDB.
     let (key_arn, events) = sender_events(WARM + 1, "shared", "+14155550146").await;
-    let proxy = FaultProxy::passthrough(&harness::moto::endpoint())
-        .await
-        .unwrap();
+    let proxy = FaultProxy::passthrough_routed(
+        &harness::moto::endpoint(),
+        &[("dynamodb", harness::moto::dynamodb_endpoint())],
+    )
+    .await
+    .unwrap();
     let mut env = harness::moto::child_env_at(&proxy.url());
     let limits = limits_env(limits_table("connections-shared").await);
     env.extend(limits.into_iter().map(|(k, v)| (k.to_owned(), v)));

@@ -318,13 +318,13 @@ const REPLAY_TABLE: &str = "replay-in-memory";
 async fn replay_limiter(
     env: &BTreeMap<String, String>,
     event: &Value,
-) -> Result<sms_limits::MemoryLimiter, String> {
-    use sms_limits::Limiter;
+) -> Result<send_limits::MemoryLimiter, String> {
+    use send_limits::Limiter;
     let mut env = env.clone();
-    env.entry(sms_limits::spec::TABLE_VAR.to_owned())
+    env.entry(send_limits::spec::TABLE_VAR.to_owned())
         .or_insert_with(|| REPLAY_TABLE.to_owned());
-    let limits = sms_limits::Limits::from_source(&env).map_err(|e| e.to_string())?;
-    let limiter = sms_limits::MemoryLimiter::new(limits);
+    let limits = send_limits::Limits::from_source(&env).map_err(|e| e.to_string())?;
+    let limiter = send_limits::MemoryLimiter::new(limits);
     let text = |pointer: &str| {
         event
             .pointer(pointer)
@@ -344,11 +344,12 @@ async fn replay_limiter(
         Some(Value::String(v)) => v.trim().eq_ignore_ascii_case("true"),
         _ => false,
     };
-    let before = |user, phone_verified| sms_limits::Outgoing {
+    let before = |user, destination_verified| send_limits::Outgoing {
+        channel: send_limits::Channel::Sms,
         pool,
         user,
-        phone: text("/request/userAttributes/phone_number"),
-        phone_verified,
+        destination: text("/request/userAttributes/phone_number"),
+        destination_verified,
         dedup: None,
         check_lockout: false,
         now,
@@ -387,9 +388,9 @@ async fn replay_limiter(
 async fn replay_gate(
     env: &BTreeMap<String, String>,
     event: &Value,
-) -> Result<sms_limits::SendGate<sms_limits::MemoryLimiter>, String> {
+) -> Result<send_limits::SendGate<send_limits::MemoryLimiter>, String> {
     let countries = phone_country::CountryPolicy::from_source(env).map_err(|e| e.to_string())?;
-    Ok(sms_limits::SendGate::new(
+    Ok(send_limits::SendGate::new(
         countries,
         Some(replay_limiter(env, event).await?),
     ))
@@ -520,7 +521,7 @@ async fn create_auth_challenge(event: Value, env: &BTreeMap<String, String>) -> 
 /// The effects are the user's wrong codes counted in the window afterwards
 /// (with `CODE_FAILURES_PER_USER`).
 async fn verify_auth_challenge(event: Value, env: &BTreeMap<String, String>) -> Run {
-    use sms_limits::Limiter;
+    use send_limits::Limiter;
     let secret = match challenge_secret(env) {
         Ok(s) => s,
         Err(e) => return config_failure(e),

@@ -154,7 +154,7 @@ impl DynamoLimiter {
             );
             roles.push(Role::Record);
         }
-        for (kind, spec) in self.limits.send_limits() {
+        for (kind, spec) in self.limits.send_limits(out.channel) {
             let update = Update::builder()
                 .table_name(&self.table)
                 .key("pk", s(counter_key(&self.key, kind, out, spec)))

@@ -1,5 +1,5 @@
-//! The one check every SMS sender makes before it sends: the country policy,
-//! then the limits (with de-duplication), with the fail-open or fail-closed
+//! The one check every sender makes before it sends: the country policy (SMS
+//! only), then the limits (with de-duplication), with the fail-open or fail-closed
 //! choice for when the table cannot be used.
 
 use phone_country::{Country, CountryPolicy, CountryRefusal};
@@ -87,7 +87,10 @@ impl<L: Limiter> SendGate<L> {
 
     /// Judges one send; counts it when it may go.
     pub async fn check(&self, out: &Outgoing<'_>, mode: FailMode) -> Verdict {
-        if let Some(refusal) = self.countries.check(out.phone).refusal {
+        // The country policy is about phone numbers: email has none.
+        if out.channel == crate::Channel::Sms
+            && let Some(refusal) = self.countries.check(out.destination).refusal
+        {
             return Verdict::Refused(Refusal::Country(refusal));
         }
         let Some(limiter) = &self.limiter else {
@@ -125,8 +128,9 @@ mod tests {
         Outgoing {
             pool: "p",
             user: "u",
-            phone,
-            phone_verified: false,
+            channel: crate::Channel::Sms,
+            destination: phone,
+            destination_verified: false,
             dedup: Some(crate::Dedup {
                 kind: crate::RecordKind::Sent,
                 unique: "e".into(),

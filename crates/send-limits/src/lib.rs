@@ -1,7 +1,9 @@
-//! SMS abuse limits that hold across every Lambda instance.
+//! SMS and email abuse limits that hold across every Lambda instance.
 //!
 //! SMS costs money per message, and "SMS pumping" makes a pool send codes to
-//! premium-rate numbers by scripted sign-ups, resends and sign-ins. Limits
+//! premium-rate numbers by scripted sign-ups, resends and sign-ins; "email
+//! bombing" floods an inbox with the pool's messages. Each channel has its
+//! own limits ([`Channel`]) in the same table. Limits
 //! kept in one instance's memory do nothing against that (Lambda runs many
 //! instances), so the counters live in one DynamoDB table and every change is
 //! conditional and atomic ([`DynamoLimiter`]); [`MemoryLimiter`] has the
@@ -12,7 +14,7 @@
 //! - the de-duplication record of the send (no duplicate sends when Lambda
 //!   or Cognito retries it); an unexpired record means the send was made
 //!   already: [`Admission::Duplicate`], with the record's memo;
-//! - the per-phone, per-user and per-pool counters, narrowest first, each a
+//! - the channel's per-destination, per-user and per-pool counters, narrowest first, each a
 //!   conditional `ADD` that fails once the window's count is reached:
 //!   [`Admission::Limited`] names the narrowest that refused;
 //! - for a sign-in code, the user's wrong-code count below the lockout:
@@ -24,10 +26,11 @@
 //! unit of a budget cannot both pass, and a transaction that loses a race is
 //! cancelled whole (`TransactionConflict`) and retried, never half applied.
 //!
-//! The per-phone budget: a number's verified holder (`phone_number_verified`
-//! true) has a budget of their own for it, counted per number and user; every
-//! other send to the number (unverified holders: phone numbers are not
-//! unique) shares the number's common budget. An account that carries a
+//! The per-destination budget: a number's (or address's) verified holder
+//! (`phone_number_verified` / `email_verified` true) has a budget of their own
+//! for it, counted per destination and user; every other send to it
+//! (unverified holders: phone numbers are not unique) shares its common
+//! budget. An account that carries a
 //! victim's number can exhaust only the common budget, never the victim's.
 //!
 //! Windows are fixed and aligned to the epoch (see [`LimitSpec`]); a burst at
@@ -52,7 +55,7 @@ pub use dynamo::DynamoLimiter;
 pub use gate::{FailMode, Refusal, SendGate, Verdict};
 pub use memory::MemoryLimiter;
 pub use phone_country::CountryPolicy;
-pub use spec::{LimitConfigError, LimitKind, LimitSpec, Limits};
+pub use spec::{Channel, LimitConfigError, LimitKind, LimitSpec, Limits};
 
 /// How long a custom-sender send is remembered for de-duplication: longer
 /// than Lambda's retries of an asynchronous event under the template's
@@ -96,15 +99,18 @@ pub struct Dedup {
     pub memo: Option<String>,
 }
 
-/// One SMS about to be sent.
+/// One message about to be sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing<'a> {
+    pub channel: Channel,
     pub pool: &'a str,
     pub user: &'a str,
-    pub phone: &'a str,
-    /// The user's `phone_number_verified` is true: the per-phone limit
-    /// counts this user's own sends to the number, not the common budget.
-    pub phone_verified: bool,
+    /// The phone number (SMS) or email address.
+    pub destination: &'a str,
+    /// The user's `phone_number_verified` (SMS) or `email_verified` (email)
+    /// is true: the per-destination limit counts this user's own sends to
+    /// it, not the common budget.
+    pub destination_verified: bool,
     /// `None` sends without de-duplication.
     pub dedup: Option<Dedup>,
     /// Refuse while the user's wrong codes reach `CODE_FAILURES_PER_USER`
@@ -226,16 +232,19 @@ pub(crate) fn counter_key(
     spec: LimitSpec,
 ) -> String {
     let subject = match kind {
-        LimitKind::Phone if out.phone_verified => {
-            key.keyed_hex(&["phone-holder", out.pool, out.user, out.phone])
-        }
-        LimitKind::Phone => key.keyed_hex(&["phone", out.phone]),
-        LimitKind::User => key.keyed_hex(&["user", out.pool, out.user]),
-        LimitKind::Pool => key.keyed_hex(&["pool", out.pool]),
+        LimitKind::Phone | LimitKind::Address if out.destination_verified => key.keyed_hex(&[
+            "destination-holder",
+            out.pool,
+            out.user,
+            out.destination,
+        ]),
+        LimitKind::Phone | LimitKind::Address => key.keyed_hex(&["destination", out.destination]),
+        LimitKind::User | LimitKind::EmailUser => key.keyed_hex(&["user", out.pool, out.user]),
+        LimitKind::Pool | LimitKind::EmailPool => key.keyed_hex(&["pool", out.pool]),
     };
     format!(
         "{}#{}#{}#{}",
-        kind.as_str(),
+        kind.key_prefix(),
         subject,
         spec.window_secs,
         spec.window_start(out.now)
@@ -247,7 +256,13 @@ pub(crate) fn record_pk(key: &HashingSecret, out: &Outgoing<'_>) -> Option<Strin
     Some(format!(
         "{}#{}",
         d.kind.prefix(),
-        key.keyed_hex(&[d.kind.prefix(), out.pool, out.user, out.phone, &d.unique])
+        key.keyed_hex(&[
+            d.kind.prefix(),
+            out.pool,
+            out.user,
+            out.destination,
+            &d.unique
+        ])
     ))
 }
 
@@ -286,10 +301,11 @@ mod tests {
 
     fn out(phone: &'static str, verified: bool, now: u64) -> Outgoing<'static> {
         Outgoing {
+            channel: Channel::Sms,
             pool: "us-east-1_P",
             user: "alice",
-            phone,
-            phone_verified: verified,
+            destination: phone,
+            destination_verified: verified,
             dedup: Some(Dedup {
                 kind: RecordKind::Challenge,
                 unique: "s".into(),
@@ -362,6 +378,20 @@ mod tests {
             common,
             counter_key(&k, LimitKind::Phone, &bob_unverified, spec)
         );
+    }
+
+    #[test]
+    fn email_counters_are_not_sms_counters() {
+        let k = key(1);
+        let spec = LimitSpec::parse("5/15m").unwrap();
+        let sms = out("+14155550123", false, 1);
+        let mut email = sms.clone();
+        email.channel = Channel::Email;
+        assert_ne!(
+            counter_key(&k, LimitKind::User, &sms, spec),
+            counter_key(&k, LimitKind::EmailUser, &email, spec)
+        );
+        assert!(counter_key(&k, LimitKind::Address, &email, spec).starts_with("email_per_address#"));
     }
 
     #[test]

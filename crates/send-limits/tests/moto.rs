@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use challenge_code::HashingSecret;
 use harness::fault_proxy::FaultProxy;
-use sms_limits::{
-    Admission, Dedup, DynamoLimiter, LimitKind, LimitSpec, Limiter, Limits, Outgoing, RecordKind,
+use send_limits::{
+    Admission, Channel, Dedup, DynamoLimiter, LimitKind, LimitSpec, Limiter, Limits, Outgoing, RecordKind,
     Reservation,
 };
 
@@ -24,7 +24,7 @@ async fn limiter(limits: Limits) -> (DynamoLimiter, FaultProxy) {
         .expect("proxy starts");
     let sdk = harness::moto::sdk_config_at(&proxy.url(), sdk_config::Budget::SYNC_TRIGGER).await;
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-    let table = harness::moto::new_limits_table(&ddb, "sms-limits").await;
+    let table = harness::moto::new_limits_table(&ddb, "send-limits").await;
     let limiter = DynamoLimiter::new(
         ddb,
         Limits {
@@ -47,12 +47,13 @@ fn send<'a>(phone: &'a str, user: &'a str, now: u64, dedup: Option<String>) -> O
     Outgoing {
         pool: "us-east-1_Limits",
         user,
-        phone,
-        phone_verified: false,
+        channel: Channel::Sms,
+        destination: phone,
+        destination_verified: false,
         dedup: dedup.map(|unique| Dedup {
             kind: RecordKind::Sent,
             unique,
-            ttl: sms_limits::DEDUP_TTL_SECS,
+            ttl: send_limits::DEDUP_TTL_SECS,
             memo: None,
         }),
         check_lockout: false,
@@ -159,7 +160,7 @@ async fn wrong_codes_are_counted_across_calls() {
         assert_eq!(l.record_code_failure("p", "eve", t).await, Ok(expected));
     }
     assert_eq!(l.code_failures("p", "eve", t).await, Ok(3));
-    assert!(sms_limits::is_locked_out(l.limits(), 3));
+    assert!(send_limits::is_locked_out(l.limits(), 3));
     assert_eq!(l.code_failures("p", "someone-else", t).await, Ok(0));
 }
 
@@ -294,7 +295,7 @@ async fn an_impostor_exhausts_the_common_budget_and_not_the_verified_holder_s() 
         Ok(Admission::Limited(LimitKind::Phone, _))
     ));
     let mut victim = send("+14155550400", "victim", t, None);
-    victim.phone_verified = true;
+    victim.destination_verified = true;
     assert_eq!(l.admit(&victim).await, Ok(Admission::Send));
 }
 
@@ -354,8 +355,9 @@ async fn challenge_records_and_the_lockout_in_one_transaction() {
     let challenge = |phone: &'static str, at: u64| Outgoing {
         pool: "us-east-1_Limits",
         user: "ivy",
-        phone,
-        phone_verified: true,
+        channel: Channel::Sms,
+        destination: phone,
+        destination_verified: true,
         dedup: Some(Dedup {
             kind: RecordKind::Challenge,
             unique: "session".into(),

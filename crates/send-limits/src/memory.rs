@@ -112,7 +112,7 @@ impl Limiter for MemoryLimiter {
         }
         let counters: Vec<_> = self
             .limits
-            .send_limits()
+            .send_limits(out.channel)
             .into_iter()
             .map(|(kind, spec)| (kind, spec, counter_key(&self.key, kind, out, spec)))
             .collect();
@@ -218,7 +218,7 @@ impl Limiter for MemoryLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Dedup, LimitKind, LimitSpec, RecordKind};
+    use crate::{Channel, Dedup, LimitKind, LimitSpec, RecordKind};
 
     fn limits() -> Limits {
         Limits {
@@ -227,6 +227,7 @@ mod tests {
             per_pool: LimitSpec::parse("4/1m"),
             code_failures_per_user: LimitSpec::parse("2/1h"),
             table: Some("t".into()),
+            ..Limits::default()
         }
     }
 
@@ -234,8 +235,9 @@ mod tests {
         Outgoing {
             pool: "p",
             user,
-            phone,
-            phone_verified: false,
+            channel: Channel::Sms,
+            destination: phone,
+            destination_verified: false,
             dedup: dedup.map(|d| Dedup {
                 kind: RecordKind::Sent,
                 unique: d.to_owned(),
@@ -389,7 +391,7 @@ mod tests {
         ));
         // The verified victim's code still goes out, five times.
         let mut victim = send("+1", "victim", t, None);
-        victim.phone_verified = true;
+        victim.destination_verified = true;
         for _ in 0..5 {
             assert_eq!(l.admit(&victim).await, Ok(Admission::Send));
         }

@@ -8,8 +8,14 @@ use thiserror::Error;
 pub const PER_PHONE_VAR: &str = "SMS_LIMIT_PER_PHONE";
 pub const PER_USER_VAR: &str = "SMS_LIMIT_PER_USER";
 pub const PER_POOL_VAR: &str = "SMS_LIMIT_PER_POOL";
+pub const EMAIL_PER_ADDRESS_VAR: &str = "EMAIL_LIMIT_PER_ADDRESS";
+pub const EMAIL_PER_USER_VAR: &str = "EMAIL_LIMIT_PER_USER";
+pub const EMAIL_PER_POOL_VAR: &str = "EMAIL_LIMIT_PER_POOL";
 pub const CODE_FAILURES_VAR: &str = "CODE_FAILURES_PER_USER";
-pub const TABLE_VAR: &str = "SMS_LIMIT_TABLE";
+/// The limits table, for both channels.
+pub const TABLE_VAR: &str = "LIMIT_TABLE";
+/// The table's former name, still read when `LIMIT_TABLE` is not set.
+pub const SMS_TABLE_VAR: &str = "SMS_LIMIT_TABLE";
 
 /// At most `count` events per fixed window of `window_secs` seconds
 /// (`5/15m`). Windows are aligned to the epoch: the window of time `t` is
@@ -64,20 +70,45 @@ impl fmt::Display for LimitSpec {
     }
 }
 
-/// Which send limit refused.
+/// What a message goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    Sms,
+    Email,
+}
+
+/// Which send limit refused. SMS and email have limits of their own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum LimitKind {
     Phone,
     User,
     Pool,
+    Address,
+    EmailUser,
+    EmailPool,
 }
 
 impl LimitKind {
+    /// The name in logs and metric dimensions (`Reason`); the metric's own
+    /// name tells the channel.
     pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Phone => "per_phone",
+            Self::User | Self::EmailUser => "per_user",
+            Self::Pool | Self::EmailPool => "per_pool",
+            Self::Address => "per_address",
+        }
+    }
+
+    /// The counter's key prefix in the table: one per limit.
+    pub fn key_prefix(self) -> &'static str {
         match self {
             Self::Phone => "per_phone",
             Self::User => "per_user",
             Self::Pool => "per_pool",
+            Self::Address => "email_per_address",
+            Self::EmailUser => "email_per_user",
+            Self::EmailPool => "email_per_pool",
         }
     }
 
@@ -86,7 +117,15 @@ impl LimitKind {
             Self::Phone => PER_PHONE_VAR,
             Self::User => PER_USER_VAR,
             Self::Pool => PER_POOL_VAR,
+            Self::Address => EMAIL_PER_ADDRESS_VAR,
+            Self::EmailUser => EMAIL_PER_USER_VAR,
+            Self::EmailPool => EMAIL_PER_POOL_VAR,
         }
+    }
+
+    /// Whether the limit counts per destination (a phone or an address).
+    pub fn is_per_destination(self) -> bool {
+        matches!(self, Self::Phone | Self::Address)
     }
 }
 
@@ -100,7 +139,7 @@ pub enum LimitConfigError {
         value: String,
     },
     #[error(
-        "{TABLE_VAR} is required when a limit is set ({variable}): the counters live in that DynamoDB table"
+        "{TABLE_VAR} (or {SMS_TABLE_VAR}) is required when a limit is set ({variable}): the counters live in that DynamoDB table"
     )]
     NoTable { variable: &'static str },
 }
@@ -111,8 +150,12 @@ pub struct Limits {
     pub per_phone: Option<LimitSpec>,
     pub per_user: Option<LimitSpec>,
     pub per_pool: Option<LimitSpec>,
+    pub email_per_address: Option<LimitSpec>,
+    pub email_per_user: Option<LimitSpec>,
+    pub email_per_pool: Option<LimitSpec>,
     pub code_failures_per_user: Option<LimitSpec>,
-    /// `SMS_LIMIT_TABLE`; `None` with no limit set (replay, a bare local run).
+    /// `LIMIT_TABLE` (or `SMS_LIMIT_TABLE`); `None` with no limit set
+    /// (replay, a bare local run).
     pub table: Option<String>,
 }
 
@@ -134,17 +177,25 @@ impl Limits {
             per_phone: read(PER_PHONE_VAR)?,
             per_user: read(PER_USER_VAR)?,
             per_pool: read(PER_POOL_VAR)?,
+            email_per_address: read(EMAIL_PER_ADDRESS_VAR)?,
+            email_per_user: read(EMAIL_PER_USER_VAR)?,
+            email_per_pool: read(EMAIL_PER_POOL_VAR)?,
             code_failures_per_user: read(CODE_FAILURES_VAR)?,
-            table: source
-                .value(TABLE_VAR)
-                .map(|t| t.trim().to_owned())
-                .filter(|t| !t.is_empty()),
+            table: [TABLE_VAR, SMS_TABLE_VAR].into_iter().find_map(|var| {
+                source
+                    .value(var)
+                    .map(|t| t.trim().to_owned())
+                    .filter(|t| !t.is_empty())
+            }),
         };
         if limits.table.is_none() {
             for (variable, spec) in [
                 (PER_PHONE_VAR, limits.per_phone),
                 (PER_USER_VAR, limits.per_user),
                 (PER_POOL_VAR, limits.per_pool),
+                (EMAIL_PER_ADDRESS_VAR, limits.email_per_address),
+                (EMAIL_PER_USER_VAR, limits.email_per_user),
+                (EMAIL_PER_POOL_VAR, limits.email_per_pool),
                 (CODE_FAILURES_VAR, limits.code_failures_per_user),
             ] {
                 if spec.is_some() {
@@ -155,13 +206,21 @@ impl Limits {
         Ok(limits)
     }
 
-    /// The send limits that are set, in the order they are checked.
-    pub fn send_limits(&self) -> Vec<(LimitKind, LimitSpec)> {
-        [
-            (LimitKind::Phone, self.per_phone),
-            (LimitKind::User, self.per_user),
-            (LimitKind::Pool, self.per_pool),
-        ]
+    /// The send limits of `channel` that are set, narrowest first (the
+    /// order a refusal is reported in).
+    pub fn send_limits(&self, channel: Channel) -> Vec<(LimitKind, LimitSpec)> {
+        match channel {
+            Channel::Sms => [
+                (LimitKind::Phone, self.per_phone),
+                (LimitKind::User, self.per_user),
+                (LimitKind::Pool, self.per_pool),
+            ],
+            Channel::Email => [
+                (LimitKind::Address, self.email_per_address),
+                (LimitKind::EmailUser, self.email_per_user),
+                (LimitKind::EmailPool, self.email_per_pool),
+            ],
+        }
         .into_iter()
         .filter_map(|(k, s)| s.map(|s| (k, s)))
         .collect()
@@ -214,7 +273,7 @@ mod tests {
         assert!(e.to_string().starts_with(PER_POOL_VAR), "{e}");
         let l = Limits::from_source(&[(TABLE_VAR, "t"), (PER_USER_VAR, "10/1h")][..]).unwrap();
         assert_eq!(
-            l.send_limits(),
+            l.send_limits(Channel::Sms),
             vec![(
                 LimitKind::User,
                 LimitSpec {
@@ -224,5 +283,30 @@ mod tests {
             )]
         );
         assert_eq!(Limits::from_source(&[][..]).unwrap(), Limits::default());
+        assert!(l.send_limits(Channel::Email).is_empty());
+    }
+
+    #[test]
+    fn email_limits_and_the_shared_table_name() {
+        let l = Limits::from_source(
+            &[
+                (TABLE_VAR, "shared"),
+                (SMS_TABLE_VAR, "old"),
+                (EMAIL_PER_ADDRESS_VAR, "5/1h"),
+                (EMAIL_PER_POOL_VAR, "100/1m"),
+            ][..],
+        )
+        .unwrap();
+        assert_eq!(l.table.as_deref(), Some("shared"));
+        let kinds: Vec<LimitKind> = l.send_limits(Channel::Email).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(kinds, vec![LimitKind::Address, LimitKind::EmailPool]);
+        assert!(l.send_limits(Channel::Sms).is_empty());
+        // The former variable still names the table.
+        let old = Limits::from_source(&[(SMS_TABLE_VAR, "old"), (PER_PHONE_VAR, "5/15m")][..]).unwrap();
+        assert_eq!(old.table.as_deref(), Some("old"));
+        let e = Limits::from_source(&[(EMAIL_PER_USER_VAR, "5/1h")][..]).unwrap_err();
+        assert_eq!(e, LimitConfigError::NoTable { variable: EMAIL_PER_USER_VAR });
+        assert_eq!(LimitKind::Address.variable(), EMAIL_PER_ADDRESS_VAR);
+        assert_ne!(LimitKind::User.key_prefix(), LimitKind::EmailUser.key_prefix());
     }
 }
