@@ -232,12 +232,9 @@ pub(crate) fn counter_key(
     spec: LimitSpec,
 ) -> String {
     let subject = match kind {
-        LimitKind::Phone | LimitKind::Address if out.destination_verified => key.keyed_hex(&[
-            "destination-holder",
-            out.pool,
-            out.user,
-            out.destination,
-        ]),
+        LimitKind::Phone | LimitKind::Address if out.destination_verified => {
+            key.keyed_hex(&["destination-holder", out.pool, out.user, out.destination])
+        }
         LimitKind::Phone | LimitKind::Address => key.keyed_hex(&["destination", out.destination]),
         LimitKind::User | LimitKind::EmailUser => key.keyed_hex(&["user", out.pool, out.user]),
         LimitKind::Pool | LimitKind::EmailPool => key.keyed_hex(&["pool", out.pool]),
@@ -391,7 +388,9 @@ mod tests {
             counter_key(&k, LimitKind::User, &sms, spec),
             counter_key(&k, LimitKind::EmailUser, &email, spec)
         );
-        assert!(counter_key(&k, LimitKind::Address, &email, spec).starts_with("email_per_address#"));
+        assert!(
+            counter_key(&k, LimitKind::Address, &email, spec).starts_with("email_per_address#")
+        );
     }
 
     #[test]

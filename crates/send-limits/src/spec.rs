@@ -298,15 +298,28 @@ mod tests {
         )
         .unwrap();
         assert_eq!(l.table.as_deref(), Some("shared"));
-        let kinds: Vec<LimitKind> = l.send_limits(Channel::Email).into_iter().map(|(k, _)| k).collect();
+        let kinds: Vec<LimitKind> = l
+            .send_limits(Channel::Email)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
         assert_eq!(kinds, vec![LimitKind::Address, LimitKind::EmailPool]);
         assert!(l.send_limits(Channel::Sms).is_empty());
         // The former variable still names the table.
-        let old = Limits::from_source(&[(SMS_TABLE_VAR, "old"), (PER_PHONE_VAR, "5/15m")][..]).unwrap();
+        let old =
+            Limits::from_source(&[(SMS_TABLE_VAR, "old"), (PER_PHONE_VAR, "5/15m")][..]).unwrap();
         assert_eq!(old.table.as_deref(), Some("old"));
         let e = Limits::from_source(&[(EMAIL_PER_USER_VAR, "5/1h")][..]).unwrap_err();
-        assert_eq!(e, LimitConfigError::NoTable { variable: EMAIL_PER_USER_VAR });
+        assert_eq!(
+            e,
+            LimitConfigError::NoTable {
+                variable: EMAIL_PER_USER_VAR
+            }
+        );
         assert_eq!(LimitKind::Address.variable(), EMAIL_PER_ADDRESS_VAR);
-        assert_ne!(LimitKind::User.key_prefix(), LimitKind::EmailUser.key_prefix());
+        assert_ne!(
+            LimitKind::User.key_prefix(),
+            LimitKind::EmailUser.key_prefix()
+        );
     }
 }

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use challenge_code::HashingSecret;
 use harness::fault_proxy::FaultProxy;
 use send_limits::{
-    Admission, Channel, Dedup, DynamoLimiter, LimitKind, LimitSpec, Limiter, Limits, Outgoing, RecordKind,
-    Reservation,
+    Admission, Channel, Dedup, DynamoLimiter, LimitKind, LimitSpec, Limiter, Limits, Outgoing,
+    RecordKind, Reservation,
 };
 
 fn key() -> HashingSecret {

@@ -29,9 +29,11 @@ use lambda_host::events::cognito::{
     CognitoEventUserPoolsCreateAuthChallenge, CognitoEventUserPoolsCreateAuthChallengeResponse,
 };
 use lambda_runtime::Diagnostic;
+use send_limits::{
+    Channel, Dedup, FailMode, Limiter, Outgoing, RecordKind, Refusal, SendGate, Verdict,
+};
 use serde_json::Value;
 use sms_delivery::{SmsError, SmsSender};
-use send_limits::{Channel, Dedup, FailMode, Limiter, Outgoing, RecordKind, Refusal, SendGate, Verdict};
 use sms_messages::{MessageConfigError, MessageKind, Messages};
 use thiserror::Error;
 

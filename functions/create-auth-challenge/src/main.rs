@@ -6,9 +6,9 @@ use challenge_code::HashingSecret;
 use create_auth_challenge::{Deps, Settings};
 use lambda_runtime::{LambdaEvent, service_fn};
 
+use send_limits::{CountryPolicy, DynamoLimiter, Limits, SendGate};
 use serde_json::Value;
 use sms_delivery::{SenderIdentity, SnsSender};
-use send_limits::{CountryPolicy, DynamoLimiter, Limits, SendGate};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {

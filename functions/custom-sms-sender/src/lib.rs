@@ -26,9 +26,11 @@ use code_decrypt::{CodeDecryptor, DecryptError};
 use lambda_host::events::EventError;
 use lambda_host::events::custom_sms_sender::{CustomSmsSenderEvent, TRIGGER};
 use lambda_runtime::Diagnostic;
+use send_limits::{
+    Channel, Dedup, FailMode, Limiter, Outgoing, RecordKind, Refusal, SendGate, Verdict,
+};
 use serde_json::Value;
 use sms_delivery::{SmsError, SmsSender};
-use send_limits::{Channel, Dedup, FailMode, Limiter, Outgoing, RecordKind, Refusal, SendGate, Verdict};
 use sms_messages::{MessageKind, Messages};
 use thiserror::Error;
 

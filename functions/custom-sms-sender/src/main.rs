@@ -8,9 +8,9 @@ use code_decrypt::EsdkDecryptor;
 use custom_sms_sender::Deps;
 use lambda_runtime::{LambdaEvent, service_fn};
 
+use send_limits::{CountryPolicy, DynamoLimiter, Limits, SendGate};
 use serde_json::Value;
 use sms_delivery::{SenderIdentity, SnsSender};
-use send_limits::{CountryPolicy, DynamoLimiter, Limits, SendGate};
 use sms_messages::Messages;
 
 #[tokio::main(flavor = "current_thread")]

@@ -20,8 +20,8 @@ use lambda_host::events::cognito::{
     CognitoEventUserPoolsVerifyAuthChallenge, CognitoEventUserPoolsVerifyAuthChallengeResponse,
 };
 use lambda_runtime::Diagnostic;
-use serde_json::Value;
 use send_limits::{Limiter, Reservation};
+use serde_json::Value;
 use thiserror::Error;
 
 /// The trigger's name in error messages.

@@ -5,8 +5,8 @@
 
 use challenge_code::HashingSecret;
 use lambda_runtime::{LambdaEvent, service_fn};
-use serde_json::Value;
 use send_limits::{DynamoLimiter, Limits};
+use serde_json::Value;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
