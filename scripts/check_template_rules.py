@@ -10,7 +10,11 @@ check.
 Functions are found by their binary (Metadata.BuildProperties.Binary, kept
 by the expansion), roles by the functions' Role, and a role's statements are
 its inline policies plus every AWS::IAM::Policy / ManagedPolicy attached to
-it in the template. A statement under Fn::If counts in both branches.
+it in the template. A statement under Fn::If counts in both branches, and
+a resource under a Condition counts as present (the expansion keeps every
+resource, with its Condition): a rule holds for every setting of the
+parameters. The template's own Rules section is evaluated at the parameters'
+defaults (scripts/check-template checks several sets of defaults).
 """
 
 import copy
@@ -19,6 +23,8 @@ import json
 import sys
 
 SENDER = "custom-sms-sender"
+EMAIL_SENDER = "custom-email-sender"
+SENDERS = (SENDER, EMAIL_SENDER)
 CREATE = "create-auth-challenge"
 VERIFY = "verify-auth-challenge"
 PRE_AUTH = "pre-authentication"
@@ -27,6 +33,8 @@ PRE_AUTH = "pre-authentication"
 TABLE_ACTIONS = {
     SENDER: {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
              "dynamodb:GetItem", "dynamodb:ConditionCheckItem"},
+    EMAIL_SENDER: {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+                   "dynamodb:GetItem", "dynamodb:ConditionCheckItem"},
     CREATE: {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
              "dynamodb:GetItem", "dynamodb:ConditionCheckItem"},
     VERIFY: {"dynamodb:UpdateItem", "dynamodb:DeleteItem"},
@@ -38,6 +46,13 @@ POOLS_OF_THIS_ACCOUNT = "arn:${AWS::Partition}:cognito-idp:${AWS::Region}:${AWS:
 ALARM_METRIC = ("CognitoMfaTriggers", "SignInWithoutFactor")
 ALARM_PARAMETER = "SignInWithoutFactorAlarmThreshold"
 NO_VALUE = {"Ref": "AWS::NoValue"}
+# The limits table's variable (LIMIT_TABLE; its former name is still read).
+TABLE_VARS = ("LIMIT_TABLE", "SMS_LIMIT_TABLE")
+SES_IDENTITY = {"Ref": "SesIdentityArn"}
+SES_CONFIGURATION_SET = {
+    "Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:configuration-set/${SesConfigurationSet}"}
+ENCRYPTION_CONTEXT_KEY = "kms:EncryptionContext:userpool-id"
+COGNITO = "cognito-idp.amazonaws.com"
 
 
 # ------------------------------------------------------------- helpers --
@@ -257,35 +272,45 @@ def rule_sms_role_trust(template):
     return problems
 
 
-def rule_dead_letter_key(template):
-    """(c) the sender's dead-letter queue is under a template key used only by root and the sender."""
-    problems = []
-    name, body = function(template, SENDER)
-    sender_role = role_of(body)
+def sender_queues(template, binary):
+    """The on-failure destinations of `binary`'s asynchronous invocation."""
+    name, _ = function(template, binary)
     queues = set()
     for config in resources(template, "AWS::Lambda::EventInvokeConfig").values():
         if target(props(config).get("FunctionName")) == name:
             failure = ((props(config).get("DestinationConfig") or {}).get("OnFailure") or {})
             queues.add(target(failure.get("Destination")))
     queues.discard(None)
-    if not queues:
-        return [f"{SENDER}: no on-failure destination"]
+    return queues
+
+
+def rule_dead_letter_key(template):
+    """(c) each sender's dead-letter queue is under a template key used only by root and the senders whose queues use it."""
+    problems = []
     keys = resources(template, "AWS::KMS::Key")
-    for queue in sorted(queues):
-        q = props(resources(template).get(queue, {}))
-        if q.get("SqsManagedSseEnabled"):
-            problems.append(f"{queue}: SqsManagedSseEnabled is set")
-        key = target(q.get("KmsMasterKeyId"))
-        if key not in keys:
-            problems.append(f"{queue}: KmsMasterKeyId is not a key of the template ({q.get('KmsMasterKeyId')})")
-            continue
+    users = {}   # key -> the roles of the senders whose queues use it
+    for binary in SENDERS:
+        sender_role = role_of(function(template, binary)[1])
+        queues = sender_queues(template, binary)
+        if not queues:
+            problems.append(f"{binary}: no on-failure destination")
+        for queue in sorted(queues):
+            q = props(resources(template).get(queue, {}))
+            if q.get("SqsManagedSseEnabled"):
+                problems.append(f"{queue}: SqsManagedSseEnabled is set")
+            key = target(q.get("KmsMasterKeyId"))
+            if key not in keys:
+                problems.append(f"{queue}: KmsMasterKeyId is not a key of the template ({q.get('KmsMasterKeyId')})")
+                continue
+            users.setdefault(key, set()).add(sender_role)
+    for key, roles in sorted(users.items()):
         k = props(keys[key])
         if k.get("EnableKeyRotation") is not True:
             problems.append(f"{key}: key rotation is off")
         policy = statements_of(k.get("KeyPolicy"))
         if not any(s.get("Principal") == {"AWS": ACCOUNT_ROOT} for s in policy):
             problems.append(f"{key}: no account-root statement")
-        sender_named = False
+        named = set()
         for s in policy:
             if "NotPrincipal" in s:
                 problems.append(f"{key}: a statement with NotPrincipal")
@@ -294,15 +319,17 @@ def rule_dead_letter_key(template):
             if principal == {"AWS": ACCOUNT_ROOT}:
                 continue
             if isinstance(principal, dict) and set(principal) == {"AWS"} and len(as_list(principal["AWS"])) == 1 \
-                    and target(as_list(principal["AWS"])[0]) == sender_role:
-                sender_named = True
+                    and target(as_list(principal["AWS"])[0]) in roles:
+                role = target(as_list(principal["AWS"])[0])
+                named.add(role)
                 actions = set(patterns(s))
                 if actions != DLQ_KEY_ACTIONS:
-                    problems.append(f"{key}: the sender's role gets {sorted(actions)}, not {sorted(DLQ_KEY_ACTIONS)}")
+                    problems.append(f"{key}: {role} gets {sorted(actions)}, not {sorted(DLQ_KEY_ACTIONS)}")
                 continue
-            problems.append(f"{key}: names a principal other than the account root and {sender_role}: {json.dumps(principal)}")
-        if not sender_named:
-            problems.append(f"{key}: the sender's role {sender_role} is not named")
+            problems.append(f"{key}: names a principal other than the account root and "
+                            f"{sorted(roles)}: {json.dumps(principal)}")
+        for role in sorted(roles - named):
+            problems.append(f"{key}: the sender's role {role} is not named")
     return problems
 
 
@@ -332,13 +359,14 @@ def rule_sign_in_without_factor_alarm(template):
 
 
 def rule_limit_key_secret(template):
-    """(e) SMS_LIMIT_TABLE comes with LIMIT_KEY_SECRET_ARN and GetSecretValue on that secret."""
+    """(e) LIMIT_TABLE (or SMS_LIMIT_TABLE) comes with LIMIT_KEY_SECRET_ARN and GetSecretValue on that secret."""
     problems = []
     secrets = resources(template, "AWS::SecretsManager::Secret")
     users = 0
     for binary, (_, body) in sorted(functions(template).items()):
         variables = env(body)
-        if "SMS_LIMIT_TABLE" not in variables:
+        table_var = next((v for v in TABLE_VARS if v in variables), None)
+        if table_var is None:
             continue
         users += 1
         value = variables.get("LIMIT_KEY_SECRET_ARN")
@@ -347,13 +375,13 @@ def rule_limit_key_secret(template):
             problems.append(f"{binary}: LIMIT_KEY_SECRET_ARN is not Ref of a secret of the template ({value})")
             continue
         secret = refs[0]
-        table_condition = if_condition(variables["SMS_LIMIT_TABLE"])
+        table_condition = if_condition(variables[table_var])
         if if_condition(value) != table_condition:
             problems.append(f"{binary}: LIMIT_KEY_SECRET_ARN is given under {if_condition(value)}, "
-                            f"SMS_LIMIT_TABLE under {table_condition}")
+                            f"{table_var} under {table_condition}")
         if secrets[secret].get("Condition") not in (None, table_condition):
             problems.append(f"{binary}: secret {secret} exists under {secrets[secret]['Condition']}, "
-                            f"SMS_LIMIT_TABLE under {table_condition}")
+                            f"{table_var} under {table_condition}")
         statements, unresolved = function_statements(template, binary)
         problems += unresolved
         exact = False
@@ -371,7 +399,7 @@ def rule_limit_key_secret(template):
         if not exact:
             problems.append(f"{binary}: no GetSecretValue statement on exactly {secret}")
     if users == 0:
-        problems.append("no function gets SMS_LIMIT_TABLE")
+        problems.append(f"no function gets {' or '.join(TABLE_VARS)}")
     return problems
 
 
@@ -383,6 +411,158 @@ def rule_sender_environment(template):
     return []
 
 
+def rule_email_sender_ses(template):
+    """(f) custom-email-sender may only ses:SendEmail, on SesIdentityArn (and its configuration set); nobody else uses SES."""
+    statements, problems = function_statements(template, EMAIL_SENDER)
+    sends_from_identity = False
+    for s in statements:
+        if not touches(s, "ses"):
+            continue
+        if "NotResource" in s:
+            problems.append(f"{EMAIL_SENDER}: an SES statement with NotResource: {json.dumps(s)}")
+            continue
+        extra = [p for p in patterns(s)
+                 if touches({"Effect": "Allow", "Action": p}, "ses") and p != "ses:sendemail"]
+        if extra:
+            problems.append(f"{EMAIL_SENDER}: SES actions other than ses:SendEmail: {extra}")
+        targets = [r for v in as_list(s.get("Resource")) for r in branches(v)]
+        other = [r for r in targets if r not in (SES_IDENTITY, SES_CONFIGURATION_SET)]
+        if other:
+            problems.append(f"{EMAIL_SENDER}: SES on more than SesIdentityArn and its configuration set: "
+                            f"{json.dumps(other)}")
+        if SES_IDENTITY in targets and grants(s, "ses:SendEmail"):
+            sends_from_identity = True
+    if not sends_from_identity:
+        problems.append(f"{EMAIL_SENDER}: no ses:SendEmail on Ref SesIdentityArn")
+    for binary, (_, body) in sorted(functions(template).items()):
+        if binary == EMAIL_SENDER or role_of(body) is None:
+            continue
+        others, unresolved = role_statements(template, role_of(body))
+        problems += unresolved
+        if any(touches(s, "ses") for s in others):
+            problems.append(f"{binary}: has SES rights (only {EMAIL_SENDER} sends email)")
+    return problems
+
+
+def the_pool(template):
+    pools = resources(template, "AWS::Cognito::UserPool")
+    if len(pools) != 1:
+        raise LookupError(f"expected one user pool, found {sorted(pools)}")
+    return next(iter(pools.items()))
+
+
+def rule_sender_decrypt_context(template):
+    """(g) each custom sender decrypts with the pool's KMSKeyID only, under the pool's encryption context; nobody else decrypts codes."""
+    problems = []
+    pool_name, pool = the_pool(template)
+    key = target((props(pool).get("LambdaConfig") or {}).get("KMSKeyID"))
+    if key not in resources(template, "AWS::KMS::Key"):
+        return [f"{pool_name}: LambdaConfig.KMSKeyID is not a key of the template"]
+    for binary, (_, body) in sorted(functions(template).items()):
+        statements, unresolved = function_statements(template, binary)
+        problems += unresolved
+        decrypts = [s for s in statements if grants(s, "kms:Decrypt")]
+        if binary not in SENDERS:
+            if decrypts:
+                problems.append(f"{binary}: may kms:Decrypt (only the custom senders decrypt codes)")
+            continue
+        if target(env(body).get("KEY_ARN")) != key:
+            problems.append(f"{binary}: KEY_ARN is not the pool's KMSKeyID {key} ({env(body).get('KEY_ARN')})")
+        if not decrypts:
+            problems.append(f"{binary}: no kms:Decrypt statement")
+        for s in decrypts:
+            if "NotResource" in s or [target(r) for v in as_list(s.get("Resource")) for r in branches(v)] != [key]:
+                problems.append(f"{binary}: kms:Decrypt on more than the pool's key {key}: {json.dumps(s)}")
+            context = condition(s, "StringEquals", ENCRYPTION_CONTEXT_KEY)
+            if context != [{"Ref": pool_name}]:
+                problems.append(f"{binary}: kms:Decrypt without StringEquals {ENCRYPTION_CONTEXT_KEY} = "
+                                f"Ref {pool_name} (has {context})")
+            others = {op: keys for op, keys in (s.get("Condition") or {}).items()
+                      if op != "StringEquals" and any(k.lower() == ENCRYPTION_CONTEXT_KEY.lower() for k in keys)}
+            if others:
+                problems.append(f"{binary}: the encryption context is also matched by {sorted(others)}")
+    return problems
+
+
+def rule_trigger_permissions(template):
+    """(h) every function in the pool's LambdaConfig may be invoked by Cognito for this pool and account, under the trigger's condition."""
+    problems = []
+    pool_name, pool = the_pool(template)
+    config = props(pool).get("LambdaConfig") or {}
+    lambdas = resources(template, "AWS::Lambda::Function")
+    permissions = resources(template, "AWS::Lambda::Permission")
+    triggers = 0
+    for trigger, value in sorted(config.items()):
+        if trigger == "KMSKeyID":
+            continue
+        wanted = if_condition(value)
+        for entry in branches(value):
+            arn = entry.get("LambdaArn") if isinstance(entry, dict) and "LambdaArn" in entry else entry
+            name = target(arn)
+            triggers += 1
+            if name not in lambdas:
+                problems.append(f"{trigger}: {json.dumps(arn)} is not a function of the template")
+                continue
+            if not any(
+                target(props(p).get("FunctionName")) == name
+                and props(p).get("Action") == "lambda:InvokeFunction"
+                and props(p).get("Principal") == COGNITO
+                and props(p).get("SourceArn") == {"Fn::GetAtt": [pool_name, "Arn"]}
+                and props(p).get("SourceAccount") == {"Ref": "AWS::AccountId"}
+                and p.get("Condition") in (None, wanted)
+                for p in permissions.values()
+            ):
+                problems.append(f"{trigger}: {name} has no lambda:InvokeFunction permission for {COGNITO} with "
+                                f"SourceArn {pool_name}.Arn and SourceAccount (under condition {wanted})")
+    if triggers == 0:
+        problems.append(f"{pool_name}: no trigger in LambdaConfig")
+    return problems
+
+
+def rule_value(node, params):
+    """The value of a Rules expression (Fn::And/Or/Not/Equals/Contains, Ref to a parameter)."""
+    if isinstance(node, list):
+        return [rule_value(n, params) for n in node]
+    if isinstance(node, dict) and len(node) == 1:
+        (key, arg), = node.items()
+        if key == "Ref":
+            if arg not in params:
+                raise LookupError(f"Rules: Ref {arg} is not a parameter with a default")
+            return params[arg]
+        if key == "Fn::Equals":
+            left, right = (rule_value(a, params) for a in arg)
+            return left == right
+        if key == "Fn::Not":
+            return not rule_value(arg[0], params)
+        if key == "Fn::And":
+            return all(rule_value(a, params) for a in arg)
+        if key == "Fn::Or":
+            return any(rule_value(a, params) for a in arg)
+        if key == "Fn::Contains":
+            items, value = arg
+            return rule_value(value, params) in rule_value(items, params)
+        if key.startswith("Fn::"):
+            raise LookupError(f"Rules: {key} is not evaluated by this checker")
+    return node if isinstance(node, (str, bool)) else str(node)
+
+
+def rule_template_rules_accept_defaults(template):
+    """(i) the template's Rules (what CloudFormation refuses) accept the parameters' defaults."""
+    params = {name: (("true" if spec["Default"] else "false") if isinstance(spec["Default"], bool)
+                     else str(spec["Default"]))
+              for name, spec in template.get("Parameters", {}).items() if "Default" in spec}
+    problems = []
+    for name, rule in sorted((template.get("Rules") or {}).items()):
+        if "RuleCondition" in rule and not rule_value(rule["RuleCondition"], params):
+            continue
+        for assertion in rule.get("Assertions", []):
+            if not rule_value(assertion["Assert"], params):
+                problems.append(f"Rules.{name} refuses the defaults: {assertion.get('AssertDescription')}")
+    if not template.get("Rules"):
+        problems.append("the template has no Rules")
+    return problems
+
+
 RULES = [
     rule_verify_leading_keys,
     rule_table_actions,
@@ -391,6 +571,10 @@ RULES = [
     rule_sign_in_without_factor_alarm,
     rule_limit_key_secret,
     rule_sender_environment,
+    rule_email_sender_ses,
+    rule_sender_decrypt_context,
+    rule_trigger_permissions,
+    rule_template_rules_accept_defaults,
 ]
 
 
@@ -427,16 +611,65 @@ def _sms_trust(t):
     return props(resources(t)[role])["AssumeRolePolicyDocument"]["Statement"][0]["Condition"]
 
 
-def _queue(t):
-    name = function(t, SENDER)[0]
+def _queue(t, binary=SENDER):
+    name = function(t, binary)[0]
     for config in resources(t, "AWS::Lambda::EventInvokeConfig").values():
         if target(props(config)["FunctionName"]) == name:
             return props(resources(t)[target(props(config)["DestinationConfig"]["OnFailure"]["Destination"])])
-    raise AssertionError("mutation: no dead-letter queue")
+    raise AssertionError(f"mutation: {binary} has no dead-letter queue")
 
 
-def _key_policy(t):
-    return props(resources(t)[target(_queue(t)["KmsMasterKeyId"])])["KeyPolicy"]["Statement"]
+def _key_policy(t, binary=SENDER):
+    return props(resources(t)[target(_queue(t, binary)["KmsMasterKeyId"])])["KeyPolicy"]["Statement"]
+
+
+def _drop_key_statement_of(t, binary):
+    role = role_of(function(t, binary)[1])
+    statements = _key_policy(t, binary)
+    before = len(statements)
+    statements[:] = [s for s in statements
+                     if not any(target(as_list((b.get("Principal") or {}).get("AWS"))[0]) == role
+                                for b in branches(s) if isinstance(b.get("Principal"), dict))]
+    assert len(statements) < before, f"mutation: the key policy does not name {role}"
+
+
+def _ses_statement(t):
+    for policy in _role(t, EMAIL_SENDER)["Policies"]:
+        for s in as_list(policy["PolicyDocument"]["Statement"]):
+            if isinstance(s, dict) and touches(s, "ses"):
+                return policy["PolicyDocument"]["Statement"], s
+    raise AssertionError(f"mutation: {EMAIL_SENDER} has no SES statement")
+
+
+def _decrypt_statement(t, binary):
+    role = role_of(function(t, binary)[1])
+    for body in resources(t, "AWS::IAM::Policy").values():
+        if role in [target(r) for r in as_list(props(body).get("Roles"))]:
+            for s in as_list(props(body)["PolicyDocument"]["Statement"]):
+                if isinstance(s, dict) and grants(s, "kms:Decrypt"):
+                    return s
+    raise AssertionError(f"mutation: {binary} has no kms:Decrypt statement")
+
+
+def _permission(t, binary):
+    name = function(t, binary)[0]
+    for lid, body in resources(t, "AWS::Lambda::Permission").items():
+        if target(props(body).get("FunctionName")) == name:
+            return lid, body
+    raise AssertionError(f"mutation: {binary} has no invoke permission")
+
+
+def _set_defaults(t, **defaults):
+    for name, value in defaults.items():
+        t["Parameters"][name]["Default"] = value
+
+
+# Valid email settings, the base of the Rules mutations: each then breaks one
+# thing only, so the assertion that catches it is the one about that thing.
+EMAIL_ON = dict(EmailFrom="noreply@example.com",
+                SesIdentityArn="arn:aws:ses:us-east-1:123456789012:identity/example.com",
+                SesConfigurationSet="", UserPoolTier="ESSENTIALS", MfaMethods="SMS,TOTP,EMAIL",
+                MfaDefaultPreference="SMS", MfaConfiguration="OPTIONAL")
 
 
 def _alarm(t):
@@ -511,14 +744,103 @@ MUTATIONS = [
      lambda t: (lambda statements, s: statements.remove(s))(*_secret_statement(t, SENDER))),
     ("another function gets the table but not the secret", rule_limit_key_secret,
      lambda t: props(function(t, PRE_AUTH)[1]).setdefault("Environment", {}).setdefault("Variables", {})
+     .update(LIMIT_TABLE={"Ref": "SmsLimitTable"})),
+    ("another function gets the table by its former name but not the secret", rule_limit_key_secret,
+     lambda t: props(function(t, PRE_AUTH)[1]).setdefault("Environment", {}).setdefault("Variables", {})
      .update(SMS_LIMIT_TABLE={"Ref": "SmsLimitTable"})),
+    ("the email sender cannot read the limit secret", rule_limit_key_secret,
+     lambda t: (lambda statements, s: statements.remove(s))(*_secret_statement(t, EMAIL_SENDER))),
     ("the sender gets CODE_FAILURES_PER_USER", rule_sender_environment,
      lambda t: env(function(t, SENDER)[1]).update(CODE_FAILURES_PER_USER="10/1h")),
+    # the email sender's table rights and dead-letter queue
+    ("the email sender may Scan", rule_table_actions,
+     lambda t: _table_statements(t, EMAIL_SENDER)[0]["Action"].append("dynamodb:Scan")),
+    ("the email sender's queue under SQS-managed encryption", rule_dead_letter_key,
+     lambda t: (_queue(t, EMAIL_SENDER).pop("KmsMasterKeyId"), _queue(t, EMAIL_SENDER).update(SqsManagedSseEnabled=True))),
+    ("the key policy leaves out the email sender's role", rule_dead_letter_key,
+     lambda t: _drop_key_statement_of(t, EMAIL_SENDER)),
+    # (f) SES
+    ("the email sender may send from any identity", rule_email_sender_ses,
+     lambda t: _ses_statement(t)[1].update(Resource="*")),
+    ("the email sender may send from every identity of the account", rule_email_sender_ses,
+     lambda t: _ses_statement(t)[1].update(Resource={"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:"
+                                                                "${AWS::AccountId}:identity/*"})),
+    ("the email sender gets ses:*", rule_email_sender_ses,
+     lambda t: _ses_statement(t)[1].update(Action="ses:*")),
+    ("the email sender also gets SendRawEmail on every identity", rule_email_sender_ses,
+     lambda t: _add_statement(t, EMAIL_SENDER, {"Effect": "Allow", "Action": "ses:SendRawEmail", "Resource": "*"})),
+    ("the email sender loses its SES statement", rule_email_sender_ses,
+     lambda t: (lambda statements, s: statements.remove(s))(*_ses_statement(t))),
+    ("create-auth-challenge may send email", rule_email_sender_ses,
+     lambda t: _add_statement(t, CREATE, {"Effect": "Allow", "Action": "ses:SendEmail", "Resource": SES_IDENTITY})),
+    # (g) decrypt under the pool's encryption context
+    ("the email sender's decrypt loses its encryption-context condition", rule_sender_decrypt_context,
+     lambda t: _decrypt_statement(t, EMAIL_SENDER).pop("Condition")),
+    ("the SMS sender's decrypt names another pool", rule_sender_decrypt_context,
+     lambda t: _decrypt_statement(t, SENDER).update(Condition={"StringEquals": {
+         ENCRYPTION_CONTEXT_KEY: "us-east-1_NotThisPool"}})),
+    ("the email sender's decrypt matches any pool (StringLike *)", rule_sender_decrypt_context,
+     lambda t: _decrypt_statement(t, EMAIL_SENDER).update(Condition={"StringLike": {ENCRYPTION_CONTEXT_KEY: "*"}})),
+    ("the email sender may decrypt with any key", rule_sender_decrypt_context,
+     lambda t: _decrypt_statement(t, EMAIL_SENDER).update(Resource="*")),
+    ("the email sender's KEY_ARN is another key", rule_sender_decrypt_context,
+     lambda t: env(function(t, EMAIL_SENDER)[1]).update(KEY_ARN={"Fn::GetAtt": ["DeadLetterQueueKey", "Arn"]})),
+    ("pre-authentication may decrypt codes", rule_sender_decrypt_context,
+     lambda t: _add_statement(t, PRE_AUTH, {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*"})),
+    # (h) every trigger has its invoke permission
+    ("the email sender's invoke permission is gone", rule_trigger_permissions,
+     lambda t: t["Resources"].pop(_permission(t, EMAIL_SENDER)[0])),
+    ("the SMS sender's permission loses SourceArn", rule_trigger_permissions,
+     lambda t: props(_permission(t, SENDER)[1]).pop("SourceArn")),
+    ("pre-sign-up's permission names another pool", rule_trigger_permissions,
+     lambda t: props(_permission(t, "pre-sign-up")[1]).update(
+         SourceArn="arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_Other")),
+    ("the email sender's permission exists under another condition", rule_trigger_permissions,
+     lambda t: _permission(t, EMAIL_SENDER)[1].update(Condition="HasAlarmTopic")),
+    ("verify's permission is for another principal", rule_trigger_permissions,
+     lambda t: props(_permission(t, VERIFY)[1]).update(Principal="lambda.amazonaws.com")),
+    # (i) the template's Rules refuse what Cognito would
+    ("EMAIL MFA without EmailFrom", rule_template_rules_accept_defaults,
+     lambda t: _set_defaults(t, **{**EMAIL_ON, "EmailFrom": "", "SesIdentityArn": ""})),
+    ("EMAIL MFA on the LITE tier", rule_template_rules_accept_defaults,
+     lambda t: _set_defaults(t, **{**EMAIL_ON, "UserPoolTier": "LITE"})),
+    ("EmailFrom without SesIdentityArn", rule_template_rules_accept_defaults,
+     lambda t: _set_defaults(t, **{**EMAIL_ON, "SesIdentityArn": "", "MfaMethods": "SMS,TOTP"})),
+    ("a configuration set without EmailFrom", rule_template_rules_accept_defaults,
+     lambda t: _set_defaults(t, **{**EMAIL_ON, "EmailFrom": "", "SesIdentityArn": "", "MfaMethods": "SMS,TOTP",
+                                   "SesConfigurationSet": "cognito"})),
+    ("default preference EMAIL without EMAIL in MfaMethods", rule_template_rules_accept_defaults,
+     lambda t: _set_defaults(t, **{**EMAIL_ON, "MfaMethods": "SMS,TOTP", "MfaDefaultPreference": "EMAIL"})),
+    ("default preference SMS in a TOTP,EMAIL pool", rule_template_rules_accept_defaults,
+     lambda t: _set_defaults(t, **{**EMAIL_ON, "MfaMethods": "TOTP,EMAIL"})),
+    ("NOMFA as the default of an ON pool", rule_template_rules_accept_defaults,
+     lambda t: _set_defaults(t, **{**EMAIL_ON, "MfaConfiguration": "ON", "MfaDefaultPreference": "NOMFA"})),
+]
+
+
+# Good variants, which their rule must accept (so that the mutations above are
+# caught for what they break, not for the base they start from).
+CONTROLS = [
+    ("email MFA with SES on ESSENTIALS", rule_template_rules_accept_defaults,
+     lambda t: _set_defaults(t, **EMAIL_ON)),
+    ("EMAIL only, the default EMAIL, an ON pool on PLUS with a configuration set",
+     rule_template_rules_accept_defaults,
+     lambda t: _set_defaults(t, **{**EMAIL_ON, "MfaMethods": "EMAIL", "MfaDefaultPreference": "EMAIL",
+                                   "MfaConfiguration": "ON", "UserPoolTier": "PLUS",
+                                   "SesConfigurationSet": "cognito"})),
+    ("the email sender on LITE without email MFA", rule_template_rules_accept_defaults,
+     lambda t: _set_defaults(t, **{**EMAIL_ON, "MfaMethods": "TOTP", "MfaDefaultPreference": "TOTP",
+                                   "UserPoolTier": "LITE"})),
 ]
 
 
 def self_test(template):
-    """Every mutation must be caught by its rule."""
+    """Every mutation must be caught by its rule; every control must pass it."""
+    for description, rule, mutate in CONTROLS:
+        good = copy.deepcopy(template)
+        mutate(good)
+        if rule(good):
+            return f"{rule.__name__} refuses a good variant '{description}': {rule(good)}"
     for description, rule, mutate in MUTATIONS:
         mutant = copy.deepcopy(template)
         try:
@@ -549,7 +871,8 @@ def main():
     if error:
         print("self-test: " + error, file=sys.stderr)
         sys.exit(1)
-    print(f"self-test: {len(MUTATIONS)} bad variants of this template, each caught by its rule")
+    print(f"self-test: {len(MUTATIONS)} bad variants of this template, each caught by its rule; "
+          f"{len(CONTROLS)} good ones accepted")
     print(f"{len(RULES)} security rules hold")
 
 

@@ -60,7 +60,7 @@ impl fmt::Display for AdminRefusal {
             ),
             Self::NoMfaInOnPool => write!(
                 f,
-                "NOMFA is refused: {}=ON, every user must keep a second factor; choose SMS or TOTP",
+                "NOMFA is refused: {}=ON, every user must keep a second factor; choose SMS, TOTP or EMAIL",
                 MfaConfig::MODE_VAR
             ),
             Self::NoPhone => f.write_str(
@@ -86,15 +86,18 @@ pub const SMS_ONLY: MfaSettings = MfaSettings {
         enabled: false,
         preferred: false,
     }),
+    email: None,
 };
 
-/// `mfa-admin set-preference USER SMS|TOTP|NOMFA`.
+/// `mfa-admin set-preference USER SMS|TOTP|EMAIL|NOMFA`.
 ///
 /// * `SMS`: SMS enabled and preferred (needs a phone); TOTP left as it is.
 /// * `TOTP`: TOTP enabled and preferred; SMS left as it is (the fallback).
 ///   Whether the user has associated an authenticator is only known to
 ///   Cognito, which refuses otherwise.
-/// * `NOMFA`: both disabled; refused when `MFA_CONFIGURATION=ON`.
+/// * `EMAIL`: email enabled and preferred; the others left as they are.
+/// * `NOMFA`: every method the pool has disabled; refused when
+///   `MFA_CONFIGURATION=ON`.
 pub fn decide_set_preference(
     config: &MfaConfig,
     preference: MfaPreference,
@@ -102,12 +105,21 @@ pub fn decide_set_preference(
 ) -> Result<MfaSettings, AdminRefusal> {
     match preference {
         MfaPreference::NoMfa if config.mode == MfaMode::On => Err(AdminRefusal::NoMfaInOnPool),
-        MfaPreference::NoMfa => Ok(MfaSettings::NONE),
+        MfaPreference::NoMfa => Ok(MfaSettings {
+            // Email only where the pool has it: a pool without email MFA
+            // refuses EmailMfaSettings.
+            email: config.methods.email.then_some(MethodSetting {
+                enabled: false,
+                preferred: false,
+            }),
+            ..MfaSettings::NONE
+        }),
         _ if config.mode == MfaMode::Off => Err(AdminRefusal::MfaOff),
         method if !config.methods.allows(method) => Err(AdminRefusal::MethodNotEnabled(method)),
         MfaPreference::Sms if !has_phone => Err(AdminRefusal::NoPhone),
         MfaPreference::Sms => Ok(MfaSettings::SMS_PREFERRED),
         MfaPreference::Totp => Ok(MfaSettings::TOTP_PREFERRED),
+        MfaPreference::Email => Ok(MfaSettings::EMAIL_PREFERRED),
     }
 }
 
@@ -152,7 +164,11 @@ mod tests {
     fn cfg(mode: MfaMode, sms: bool, totp: bool) -> MfaConfig {
         MfaConfig {
             mode,
-            methods: MfaMethods { sms, totp },
+            methods: MfaMethods {
+                sms,
+                totp,
+                email: false,
+            },
             default_preference: if sms {
                 MfaPreference::Sms
             } else {

@@ -70,23 +70,31 @@ impl MfaMode {
 pub struct MfaMethods {
     pub sms: bool,
     pub totp: bool,
+    /// `EMAIL_OTP` in the pool's `EnabledMfas`.
+    pub email: bool,
 }
 
 /// As `MFA_METHODS` is written: `SMS,TOTP`.
 impl std::fmt::Display for MfaMethods {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<&str> = [(self.sms, "SMS"), (self.totp, "TOTP")]
-            .into_iter()
-            .filter_map(|(on, name)| on.then_some(name))
-            .collect();
+        let names: Vec<&str> = [
+            (self.sms, "SMS"),
+            (self.totp, "TOTP"),
+            (self.email, "EMAIL"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
         f.write_str(&names.join(","))
     }
 }
 
 impl MfaMethods {
+    /// `SMS,TOTP`, the default.
     pub const BOTH: Self = Self {
         sms: true,
         totp: true,
+        email: false,
     };
 
     /// Whether the pool lets a user pick `preference` (`NOMFA` is not a method
@@ -95,6 +103,7 @@ impl MfaMethods {
         match preference {
             MfaPreference::Sms => self.sms,
             MfaPreference::Totp => self.totp,
+            MfaPreference::Email => self.email,
             MfaPreference::NoMfa => true,
         }
     }
@@ -152,7 +161,7 @@ impl MfaConfig {
             Some(v) => MfaPreference::parse(&v).map_err(|_| ConfigError::Invalid {
                 variable: Self::DEFAULT_VAR,
                 value: v,
-                expected: "one of SMS, TOTP, NOMFA",
+                expected: "one of SMS, TOTP, EMAIL, NOMFA",
             })?,
         };
         let config = Self {
@@ -197,16 +206,18 @@ fn parse_methods(value: &str) -> Result<MfaMethods, ConfigError> {
     let invalid = || ConfigError::Invalid {
         variable: MfaConfig::METHODS_VAR,
         value: value.to_owned(),
-        expected: "a comma-separated list of SMS and TOTP, e.g. SMS,TOTP",
+        expected: "a comma-separated list of SMS, TOTP and EMAIL, e.g. SMS,TOTP or SMS,TOTP,EMAIL",
     };
     let mut methods = MfaMethods {
         sms: false,
         totp: false,
+        email: false,
     };
     for item in value.split(',') {
         match item.trim().to_ascii_uppercase().as_str() {
             "SMS" => methods.sms = true,
             "TOTP" => methods.totp = true,
+            "EMAIL" => methods.email = true,
             _ => return Err(invalid()),
         }
     }
@@ -303,10 +314,27 @@ mod tests {
             c.methods,
             MfaMethods {
                 sms: false,
-                totp: true
+                totp: true,
+                email: false
             }
         );
         assert_eq!(c.default_preference, MfaPreference::Totp);
+        let e = mfa(&[
+            ("MFA_METHODS", "sms, totp ,EMAIL"),
+            ("MFA_DEFAULT_PREFERENCE", "EMAIL"),
+        ])
+        .unwrap();
+        assert_eq!(
+            e.methods,
+            MfaMethods {
+                sms: true,
+                totp: true,
+                email: true
+            }
+        );
+        assert_eq!(e.methods.to_string(), "SMS,TOTP,EMAIL");
+        assert!(e.permits(MfaPreference::Email));
+        assert!(!MfaConfig::default().permits(MfaPreference::Email));
     }
 
     #[test]
@@ -318,18 +346,19 @@ mod tests {
             e.contains("MFA_CONFIGURATION") && e.contains("OFF, OPTIONAL, ON"),
             "{e}"
         );
-        let e = mfa(&[("MFA_METHODS", "SMS,EMAIL")])
+        let e = mfa(&[("MFA_METHODS", "SMS,VOICE")])
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("MFA_METHODS") && e.contains("SMS and TOTP"),
+            e.contains("MFA_METHODS") && e.contains("SMS, TOTP and EMAIL"),
             "{e}"
         );
         let e = mfa(&[("MFA_METHODS", "SMS,,TOTP")])
             .unwrap_err()
             .to_string();
         assert!(e.contains("MFA_METHODS"), "{e}");
-        let e = mfa(&[("MFA_DEFAULT_PREFERENCE", "EMAIL")])
+        // An unknown value names the allowed ones.
+        let e = mfa(&[("MFA_DEFAULT_PREFERENCE", "PIGEON")])
             .unwrap_err()
             .to_string();
         assert!(
@@ -370,6 +399,7 @@ mod tests {
         let on_totp = MfaConfig {
             mode: MfaMode::On,
             methods: MfaMethods {
+                email: false,
                 sms: false,
                 totp: true,
             },

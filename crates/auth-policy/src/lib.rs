@@ -29,7 +29,7 @@ pub use email::{DomainPattern, email_domain};
 pub use error::ConfigError;
 pub use mfa::{
     EXTERNAL_PROVIDER, MethodSetting, MfaDecision, MfaSettings, MfaSkipReason,
-    USER_STATUS_ATTRIBUTE, decide_mfa, decide_user_mfa,
+    USER_STATUS_ATTRIBUTE, decide_mfa, decide_mfa_with, decide_user_mfa,
 };
 pub use phone::{PhoneError, is_e164};
 pub use preference::{MfaPreference, PREFERENCE_ATTRIBUTE, PreferenceError};

@@ -18,6 +18,9 @@ pub struct MethodSetting {
 pub struct MfaSettings {
     pub sms: Option<MethodSetting>,
     pub totp: Option<MethodSetting>,
+    /// `EmailMfaSettings` (sent only when set: a pool without email MFA
+    /// never sees it).
+    pub email: Option<MethodSetting>,
 }
 
 impl MfaSettings {
@@ -27,6 +30,7 @@ impl MfaSettings {
             preferred: true,
         }),
         totp: None,
+        email: None,
     };
     /// SMS on as a fallback factor until the user sets up an authenticator.
     pub const SMS_FALLBACK: Self = Self {
@@ -35,12 +39,33 @@ impl MfaSettings {
             preferred: false,
         }),
         totp: None,
+        email: None,
     };
     pub const TOTP_PREFERRED: Self = Self {
         sms: None,
         totp: Some(MethodSetting {
             enabled: true,
             preferred: true,
+        }),
+        email: None,
+    };
+    /// Email codes on and preferred (`EMAIL` chosen).
+    pub const EMAIL_PREFERRED: Self = Self {
+        sms: None,
+        totp: None,
+        email: Some(MethodSetting {
+            enabled: true,
+            preferred: true,
+        }),
+    };
+    /// Email codes on, not preferred: the interim factor of a user who cannot
+    /// receive the chosen one yet (TOTP before set-up, SMS without a phone).
+    pub const EMAIL_FALLBACK: Self = Self {
+        sms: None,
+        totp: None,
+        email: Some(MethodSetting {
+            enabled: true,
+            preferred: false,
         }),
     };
     pub const NONE: Self = Self {
@@ -52,6 +77,7 @@ impl MfaSettings {
             enabled: false,
             preferred: false,
         }),
+        email: None,
     };
 }
 
@@ -64,7 +90,12 @@ impl fmt::Display for MfaSettings {
             Some(s) if s.enabled => "enabled",
             Some(_) => "disabled",
         };
-        write!(f, "sms={} totp={}", part(self.sms), part(self.totp))
+        write!(f, "sms={} totp={}", part(self.sms), part(self.totp))?;
+        // Pools without email MFA never see it: their lines stay as before.
+        if self.email.is_some() {
+            write!(f, " email={}", part(self.email))?;
+        }
+        Ok(())
     }
 }
 
@@ -81,6 +112,8 @@ pub enum MfaSkipReason {
     TotpSetUpInApp,
     /// SMS is wanted but the user has no phone number (a warning).
     SmsNeedsPhone,
+    /// Email codes are wanted but the user has no email address (a warning).
+    EmailNeedsAddress,
     /// The wanted method is no longer enabled in the pool (a warning).
     MethodNotEnabled,
     /// `custom:mfa_preference` holds something unknown (a warning).
@@ -98,6 +131,7 @@ impl MfaSkipReason {
             Self::NoMfaChosen => "nomfa_chosen",
             Self::TotpSetUpInApp => "totp_set_up_in_app",
             Self::SmsNeedsPhone => "sms_needs_phone",
+            Self::EmailNeedsAddress => "email_needs_address",
             Self::MethodNotEnabled => "method_not_enabled",
             Self::UnknownPreference => "unknown_preference",
             Self::NotSignUp => "not_sign_up",
@@ -110,7 +144,10 @@ impl MfaSkipReason {
     pub fn is_warning(self) -> bool {
         matches!(
             self,
-            Self::SmsNeedsPhone | Self::MethodNotEnabled | Self::UnknownPreference
+            Self::SmsNeedsPhone
+                | Self::EmailNeedsAddress
+                | Self::MethodNotEnabled
+                | Self::UnknownPreference
         )
     }
 }
@@ -149,6 +186,21 @@ pub enum MfaDecision {
 /// `preference` is the raw `custom:mfa_preference` (absent or unknown: the
 /// pool's default).
 pub fn decide_mfa(config: &MfaConfig, preference: Option<&str>, has_phone: bool) -> MfaDecision {
+    decide_mfa_with(config, preference, has_phone, true)
+}
+
+/// [`decide_mfa`] knowing whether the user has an email address: with
+/// `EMAIL` among the methods, a user the policy gives a factor they cannot
+/// receive yet (TOTP before set-up with no SMS fallback, SMS without a
+/// phone) gets email enabled, not preferred, as the interim factor, so no
+/// confirmed user whose policy assigns a factor signs in on the password
+/// alone. `EMAIL` chosen: email enabled and preferred.
+pub fn decide_mfa_with(
+    config: &MfaConfig,
+    preference: Option<&str>,
+    has_phone: bool,
+    has_email: bool,
+) -> MfaDecision {
     let skip = |reason| MfaDecision::Skip { reason };
     if config.mode == MfaMode::Off {
         return skip(MfaSkipReason::MfaOff);
@@ -161,14 +213,20 @@ pub fn decide_mfa(config: &MfaConfig, preference: Option<&str>, has_phone: bool)
         preference: effective,
         settings,
     };
+    let email_interim = config.methods.email && has_email;
     match effective {
         MfaPreference::NoMfa => skip(MfaSkipReason::NoMfaChosen),
         MfaPreference::Sms if !config.methods.sms => skip(MfaSkipReason::MethodNotEnabled),
+        MfaPreference::Sms if !has_phone && email_interim => apply(MfaSettings::EMAIL_FALLBACK),
         MfaPreference::Sms if !has_phone => skip(MfaSkipReason::SmsNeedsPhone),
         MfaPreference::Sms => apply(MfaSettings::SMS_PREFERRED),
         MfaPreference::Totp if !config.methods.totp => skip(MfaSkipReason::MethodNotEnabled),
         MfaPreference::Totp if config.methods.sms && has_phone => apply(MfaSettings::SMS_FALLBACK),
+        MfaPreference::Totp if email_interim => apply(MfaSettings::EMAIL_FALLBACK),
         MfaPreference::Totp => skip(MfaSkipReason::TotpSetUpInApp),
+        MfaPreference::Email if !config.methods.email => skip(MfaSkipReason::MethodNotEnabled),
+        MfaPreference::Email if !has_email => skip(MfaSkipReason::EmailNeedsAddress),
+        MfaPreference::Email => apply(MfaSettings::EMAIL_PREFERRED),
     }
 }
 
@@ -192,15 +250,14 @@ pub fn decide_user_mfa<S: std::hash::BuildHasher>(
             reason: MfaSkipReason::ExternalProvider,
         };
     }
-    let has_phone = attributes
-        .get("phone_number")
-        .is_some_and(|p| !p.trim().is_empty());
-    decide_mfa(
+    let present = |name: &str| attributes.get(name).is_some_and(|v| !v.trim().is_empty());
+    decide_mfa_with(
         config,
         attributes
             .get(crate::PREFERENCE_ATTRIBUTE)
             .map(String::as_str),
-        has_phone,
+        present("phone_number"),
+        present("email"),
     )
 }
 
@@ -254,7 +311,11 @@ mod tests {
     fn cfg(mode: MfaMode, sms: bool, totp: bool, default: MfaPreference) -> MfaConfig {
         MfaConfig {
             mode,
-            methods: MfaMethods { sms, totp },
+            methods: MfaMethods {
+                sms,
+                totp,
+                email: false,
+            },
             default_preference: default,
         }
     }
@@ -364,6 +425,55 @@ mod tests {
         assert_eq!(
             decide_mfa(&totp_default, Some("EMAIL?"), true),
             decide_mfa(&totp_default, None, true)
+        );
+    }
+
+    #[test]
+    fn with_email_on_every_user_the_policy_gives_a_factor_gets_one() {
+        let mut c = cfg(MfaMode::Optional, true, true, MfaPreference::Sms);
+        c.methods.email = true;
+        // TOTP before set-up, no phone: email, not preferred.
+        assert_eq!(
+            settings(decide_mfa_with(&c, Some("TOTP"), false, true)),
+            MfaSettings::EMAIL_FALLBACK
+        );
+        // SMS without a phone: email, not preferred.
+        assert_eq!(
+            settings(decide_mfa_with(&c, Some("SMS"), false, true)),
+            MfaSettings::EMAIL_FALLBACK
+        );
+        // TOTP with a phone keeps the SMS fallback.
+        assert_eq!(
+            settings(decide_mfa_with(&c, Some("TOTP"), true, true)),
+            MfaSettings::SMS_FALLBACK
+        );
+        // EMAIL chosen: preferred.
+        assert_eq!(
+            settings(decide_mfa_with(&c, Some("EMAIL"), false, true)),
+            MfaSettings::EMAIL_PREFERRED
+        );
+        // No address: nothing to enable.
+        assert_eq!(
+            reason(decide_mfa_with(&c, Some("EMAIL"), true, false)),
+            MfaSkipReason::EmailNeedsAddress
+        );
+        assert_eq!(
+            reason(decide_mfa_with(&c, Some("TOTP"), false, false)),
+            MfaSkipReason::TotpSetUpInApp
+        );
+        // Without EMAIL among the methods, nothing changes.
+        let plain = cfg(MfaMode::Optional, true, true, MfaPreference::Sms);
+        assert_eq!(
+            reason(decide_mfa_with(&plain, Some("TOTP"), false, true)),
+            MfaSkipReason::TotpSetUpInApp
+        );
+        assert_eq!(
+            reason(decide_mfa_with(&plain, Some("EMAIL"), true, true)),
+            MfaSkipReason::MethodNotEnabled
+        );
+        assert_eq!(
+            MfaSettings::EMAIL_FALLBACK.to_string(),
+            "sms=unchanged totp=unchanged email=enabled"
         );
     }
 

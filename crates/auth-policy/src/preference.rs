@@ -13,21 +13,25 @@ pub const PREFERENCE_ATTRIBUTE: &str = "custom:mfa_preference";
 pub enum MfaPreference {
     Sms,
     Totp,
+    /// Email one-time codes (`EMAIL_OTP`; Essentials tier or higher, email
+    /// sent through SES).
+    Email,
     #[serde(rename = "NOMFA")]
     NoMfa,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("expected one of SMS, TOTP, NOMFA")]
+#[error("expected one of SMS, TOTP, EMAIL, NOMFA")]
 pub struct PreferenceError;
 
 impl MfaPreference {
-    pub const ALL: [MfaPreference; 3] = [Self::Sms, Self::Totp, Self::NoMfa];
+    pub const ALL: [MfaPreference; 4] = [Self::Sms, Self::Totp, Self::Email, Self::NoMfa];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Sms => "SMS",
             Self::Totp => "TOTP",
+            Self::Email => "EMAIL",
             Self::NoMfa => "NOMFA",
         }
     }
@@ -71,7 +75,8 @@ mod tests {
         assert_eq!(MfaPreference::parse("SMS"), Ok(MfaPreference::Sms));
         assert_eq!(MfaPreference::parse(" totp "), Ok(MfaPreference::Totp));
         assert_eq!(MfaPreference::parse("NoMfa"), Ok(MfaPreference::NoMfa));
-        assert_eq!(MfaPreference::parse("EMAIL"), Err(PreferenceError));
+        assert_eq!(MfaPreference::parse("EMAIL"), Ok(MfaPreference::Email));
+        assert_eq!(MfaPreference::parse("email_otp"), Err(PreferenceError));
         assert_eq!(MfaPreference::parse("SMS_MFA"), Err(PreferenceError));
         assert_eq!(MfaPreference::parse(""), Err(PreferenceError));
     }

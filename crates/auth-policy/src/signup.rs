@@ -50,9 +50,11 @@ pub enum Rejection {
     UnknownPreference,
     SmsNotEnabled,
     TotpNotEnabled,
+    EmailMfaNotEnabled,
     MfaRequired,
     PhoneNotE164,
     PhoneRequiredForSms,
+    EmailRequiredForEmailMfa,
 }
 
 impl Rejection {
@@ -65,6 +67,8 @@ impl Rejection {
             Self::UnknownPreference => "unknown_mfa_preference",
             Self::SmsNotEnabled => "sms_mfa_not_enabled",
             Self::TotpNotEnabled => "totp_mfa_not_enabled",
+            Self::EmailMfaNotEnabled => "email_mfa_not_enabled",
+            Self::EmailRequiredForEmailMfa => "email_required_for_email_mfa",
             Self::MfaRequired => "mfa_required",
             Self::PhoneNotE164 => "phone_not_e164",
             Self::PhoneRequiredForSms => "phone_required_for_sms",
@@ -80,13 +84,19 @@ impl Rejection {
                 "Sign-up with this email address is not allowed. Please use another email address."
             }
             Self::UnknownPreference => {
-                "The MFA preference is not valid: choose SMS, TOTP or NOMFA."
+                "The MFA preference is not valid: choose SMS, TOTP, EMAIL or NOMFA."
             }
             Self::SmsNotEnabled => {
                 "Sign-in codes by text message (SMS) are not available: choose another MFA method."
             }
             Self::TotpNotEnabled => {
                 "Authenticator apps (TOTP) are not available: choose another MFA method."
+            }
+            Self::EmailMfaNotEnabled => {
+                "Sign-in codes by email are not available: choose another MFA method."
+            }
+            Self::EmailRequiredForEmailMfa => {
+                "An email address is required to receive sign-in codes by email."
             }
             Self::MfaRequired => {
                 "Multi-factor authentication is required: choose an MFA method other than NOMFA."
@@ -166,6 +176,9 @@ fn check(
         match choice {
             MfaPreference::Sms if !mfa.methods.sms => return Err(Rejection::SmsNotEnabled),
             MfaPreference::Totp if !mfa.methods.totp => return Err(Rejection::TotpNotEnabled),
+            MfaPreference::Email if !mfa.methods.email => {
+                return Err(Rejection::EmailMfaNotEnabled);
+            }
             MfaPreference::NoMfa if mfa.mode == MfaMode::On => {
                 return Err(Rejection::MfaRequired);
             }
@@ -174,6 +187,9 @@ fn check(
     }
     if effective == MfaPreference::Sms && phone.is_none() {
         return Err(Rejection::PhoneRequiredForSms);
+    }
+    if effective == MfaPreference::Email && request.email.is_none_or(|e| e.trim().is_empty()) {
+        return Err(Rejection::EmailRequiredForEmailMfa);
     }
     Ok(Some(effective))
 }
@@ -210,7 +226,11 @@ mod tests {
         SignUpConfig {
             mfa: MfaConfig {
                 mode,
-                methods: MfaMethods { sms, totp },
+                methods: MfaMethods {
+                    sms,
+                    totp,
+                    email: false,
+                },
                 default_preference: default,
             },
             domains: DomainRules::default(),
@@ -278,6 +298,10 @@ mod tests {
         );
         assert_eq!(
             rejected(&c, &req(None, None, Some("EMAIL"))),
+            Rejection::EmailMfaNotEnabled
+        );
+        assert_eq!(
+            rejected(&c, &req(None, None, Some("EMAIL_OTP"))),
             Rejection::UnknownPreference
         );
     }
@@ -316,6 +340,25 @@ mod tests {
         assert_eq!(
             accepted(&on, &req(None, None, None)),
             Some(MfaPreference::Totp)
+        );
+    }
+
+    #[test]
+    fn email_is_a_choice_where_the_pool_enables_it() {
+        let mut with_email = optional();
+        with_email.mfa.methods.email = true;
+        let mut r = req(Some("kim@example.com"), None, Some("EMAIL"));
+        assert_eq!(accepted(&with_email, &r), Some(MfaPreference::Email));
+        assert_eq!(rejected(&optional(), &r), Rejection::EmailMfaNotEnabled);
+        r.email = None;
+        assert_eq!(
+            rejected(&with_email, &r),
+            Rejection::EmailRequiredForEmailMfa
+        );
+        assert!(
+            Rejection::EmailMfaNotEnabled
+                .user_message()
+                .contains("not available")
         );
     }
 

@@ -35,6 +35,10 @@ use aws_esdk::material_providers::types::material_providers_config::MaterialProv
 use aws_esdk::material_providers::types::{EsdkAlgorithmSuiteId, EsdkCommitmentPolicy};
 use thiserror::Error;
 
+mod html;
+
+pub use html::html_unescape;
+
 /// The encryption-context key under which Cognito writes the user pool id.
 pub const USER_POOL_CONTEXT_KEY: &str = "userpool-id";
 

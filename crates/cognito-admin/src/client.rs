@@ -5,7 +5,8 @@ use aws_sdk_cognitoidentityprovider::Client;
 use aws_sdk_cognitoidentityprovider::primitives::DateTime;
 use aws_sdk_cognitoidentityprovider::primitives::DateTimeFormat;
 use aws_sdk_cognitoidentityprovider::types::{
-    AttributeType, DeviceType, SmsMfaSettingsType, SoftwareTokenMfaSettingsType, UserType,
+    AttributeType, DeviceType, EmailMfaSettingsType, SmsMfaSettingsType,
+    SoftwareTokenMfaSettingsType, UserType,
 };
 
 use crate::UserPoolAdmin;
@@ -77,6 +78,13 @@ fn sms(s: MethodSetting) -> SmsMfaSettingsType {
         .build()
 }
 
+fn email(s: MethodSetting) -> EmailMfaSettingsType {
+    EmailMfaSettingsType::builder()
+        .enabled(s.enabled)
+        .preferred_mfa(s.preferred)
+        .build()
+}
+
 fn totp(s: MethodSetting) -> SoftwareTokenMfaSettingsType {
     SoftwareTokenMfaSettingsType::builder()
         .enabled(s.enabled)
@@ -123,6 +131,8 @@ impl UserPoolAdmin for CognitoAdmin {
             .username(username)
             .set_sms_mfa_settings(settings.sms.map(sms))
             .set_software_token_mfa_settings(settings.totp.map(totp))
+            // Sent only when set: a pool without email MFA never sees it.
+            .set_email_mfa_settings(settings.email.map(email))
             .send()
             .await
             .map_err(|e| classify(OP, pool_id, Some(username), e))?;

@@ -58,12 +58,19 @@ struct FakeUser {
     attributes: BTreeMap<String, String>,
     sms: bool,
     totp: bool,
+    email: bool,
     preferred: Option<MfaFactor>,
     totp_associated: bool,
     devices: Vec<Device>,
 }
 
 impl FakeUser {
+    fn has_email(&self) -> bool {
+        self.attributes
+            .get("email")
+            .is_some_and(|p| !p.trim().is_empty())
+    }
+
     fn has_phone(&self) -> bool {
         self.attributes
             .get("phone_number")
@@ -77,6 +84,9 @@ impl FakeUser {
         }
         if self.totp {
             enabled.push(MfaFactor::SoftwareToken);
+        }
+        if self.email {
+            enabled.push(MfaFactor::Email);
         }
         MfaState::new(enabled, self.preferred)
     }
@@ -316,6 +326,12 @@ impl UserPoolAdmin for FakeUserPool {
             }
             if settings.totp.is_some_and(|s| s.enabled) && !u.totp_associated {
                 return Err(invalid);
+            }
+            if settings.email.is_some_and(|s| s.enabled) && !u.has_email() {
+                return Err(invalid);
+            }
+            if let Some(s) = settings.email {
+                apply(&mut u.email, &mut u.preferred, MfaFactor::Email, s);
             }
             if let Some(s) = settings.totp {
                 apply(&mut u.totp, &mut u.preferred, MfaFactor::SoftwareToken, s);

@@ -16,6 +16,9 @@ pub enum MfaFactor {
     Sms,
     #[serde(rename = "SOFTWARE_TOKEN_MFA")]
     SoftwareToken,
+    /// Email one-time codes (Essentials tier or higher).
+    #[serde(rename = "EMAIL_OTP")]
+    Email,
 }
 
 impl MfaFactor {
@@ -23,6 +26,7 @@ impl MfaFactor {
         match self {
             Self::Sms => "SMS_MFA",
             Self::SoftwareToken => "SOFTWARE_TOKEN_MFA",
+            Self::Email => "EMAIL_OTP",
         }
     }
 
@@ -31,6 +35,7 @@ impl MfaFactor {
         match name {
             "SMS_MFA" => Some(Self::Sms),
             "SOFTWARE_TOKEN_MFA" => Some(Self::SoftwareToken),
+            "EMAIL_OTP" => Some(Self::Email),
             _ => None,
         }
     }
@@ -157,7 +162,7 @@ mod tests {
 
     #[test]
     fn factors_use_cognitos_names() {
-        for f in [MfaFactor::Sms, MfaFactor::SoftwareToken] {
+        for f in [MfaFactor::Sms, MfaFactor::SoftwareToken, MfaFactor::Email] {
             assert_eq!(MfaFactor::parse(f.as_str()), Some(f));
             assert_eq!(
                 serde_json::to_string(&f).unwrap(),

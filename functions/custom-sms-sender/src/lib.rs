@@ -146,47 +146,6 @@ impl From<SenderError> for Diagnostic {
     }
 }
 
-/// Undoes the HTML escaping Cognito applies to a temporary password
-/// (`&lt;` `&gt;` `&amp;` `&quot;` `&#39;`/`&apos;` and numeric references),
-/// in one pass so that `&amp;lt;` becomes `&lt;`, not `<`.
-pub fn html_unescape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find('&') {
-        out.push_str(&rest[..i]);
-        rest = &rest[i..];
-        let decoded = rest.find(';').filter(|&end| end <= 10).and_then(|end| {
-            let entity = &rest[1..end];
-            let c = match entity {
-                "lt" => Some('<'),
-                "gt" => Some('>'),
-                "amp" => Some('&'),
-                "quot" => Some('"'),
-                "apos" => Some('\''),
-                _ => entity
-                    .strip_prefix("#x")
-                    .or_else(|| entity.strip_prefix("#X"))
-                    .and_then(|h| u32::from_str_radix(h, 16).ok())
-                    .or_else(|| entity.strip_prefix('#').and_then(|d| d.parse().ok()))
-                    .and_then(char::from_u32),
-            };
-            c.map(|c| (c, end))
-        });
-        match decoded {
-            Some((c, end)) => {
-                out.push(c);
-                rest = &rest[end + 1..];
-            }
-            None => {
-                out.push('&');
-                rest = &rest[1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
 /// Handles one CustomSMSSender event given as JSON. `Ok` means the event is
 /// settled: the SMS was handed to the sender (`{"response": {"outcome":
 /// "sent"}}`), was sent already (`duplicate`), or the policy refused it
@@ -411,7 +370,7 @@ where
             })?;
         let secret = deps.decryptor.decrypt(code, pool).await?;
         if kind == MessageKind::AdminCreateUser {
-            html_unescape(secret.expose())
+            code_decrypt::html_unescape(secret.expose())
         } else {
             secret.expose().to_owned()
         }
@@ -428,20 +387,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cognito_escapes_are_undone_once() {
-        assert_eq!(
-            html_unescape("Tmp&lt;9x&gt;Q&amp;z&quot;&#39;"),
-            "Tmp<9x>Q&z\"'"
-        );
-        assert_eq!(html_unescape("a&amp;lt;b"), "a&lt;b");
-        assert_eq!(html_unescape("&#x41;&#66;&apos;"), "AB'");
-        assert_eq!(html_unescape("plain"), "plain");
-        // Not entities: left as they are.
-        assert_eq!(html_unescape("a & b &nope; &"), "a & b &nope; &");
-        assert_eq!(html_unescape("&#xD800;&lt"), "&#xD800;&lt");
-    }
 
     #[test]
     fn error_types_read_well() {

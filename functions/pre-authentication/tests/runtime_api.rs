@@ -265,3 +265,101 @@ async fn a_bad_policy_setting_fails_init_naming_the_variable() {
         .expect_err("init fails");
     assert!(format!("{err}").contains("MFA_CONFIGURATION"), "{err}");
 }
+
+/// Email as a factor, seen at the wire (moto accepts `EmailMfaSettings` and
+/// ignores it, so the request is what shows it): with `EMAIL` among the
+/// methods, a TOTP chooser without a phone gets email enabled, not preferred
+/// (the interim factor); an `EMAIL` chooser gets it enabled and preferred;
+/// a pool without email MFA never sees the field.
+#[tokio::test(flavor = "current_thread")]
+async fn email_mfa_settings_go_out_with_the_interim_factor_rule() {
+    let client = cognito().await;
+    let pool = moto::new_pool(&client, "guard-email").await;
+    for (user, pref) in [("tomo", "TOTP"), ("emi", "EMAIL"), ("sam", "SMS")] {
+        moto::new_user(
+            &client,
+            &pool,
+            user,
+            &[
+                ("email", &format!("{user}@example.com")),
+                ("custom:mfa_preference", pref),
+            ],
+        )
+        .await;
+    }
+    let proxy = counting_proxy().await;
+    let api = RuntimeApi::start().await.unwrap();
+    let mut env = moto::child_env_at(&proxy.url());
+    env.push(("MFA_METHODS".into(), "SMS,TOTP,EMAIL".into()));
+    let mut f = api.spawn(&binary(), &env).await.unwrap();
+    f.ready(Duration::from_secs(10)).await.unwrap();
+    let mut sent = Vec::new();
+    for (user, pref) in [("tomo", "TOTP"), ("emi", "EMAIL"), ("sam", "SMS")] {
+        let attrs = json!({"email": format!("{user}@example.com"), "custom:mfa_preference": pref,
+                           "cognito:user_status": "CONFIRMED"});
+        let (a, _) = f.invoke(&event(&pool, user, attrs, false)).await.unwrap();
+        assert!(matches!(a, Answer::Response(_)), "{user}: {a:?}");
+        let calls = proxy.requests_to("AdminSetUserMFAPreference");
+        sent.push(calls.last().cloned().unwrap_or(Value::Null));
+        assert_eq!(
+            calls.len(),
+            sent.len(),
+            "{user}: one AdminSetUserMFAPreference each"
+        );
+    }
+    f.finish().await;
+    let email = |v: &Value| v.get("EmailMfaSettings").cloned();
+    // TOTP before set-up, no phone: email enabled, not preferred.
+    assert_eq!(
+        email(&sent[0]),
+        Some(json!({"Enabled": true, "PreferredMfa": false})),
+        "{}",
+        sent[0]
+    );
+    assert_eq!(sent[0].get("SoftwareTokenMfaSettings"), None);
+    // EMAIL chosen: enabled and preferred.
+    assert_eq!(
+        email(&sent[1]),
+        Some(json!({"Enabled": true, "PreferredMfa": true})),
+        "{}",
+        sent[1]
+    );
+    // SMS chosen without a phone: email as the interim factor too.
+    assert_eq!(
+        email(&sent[2]),
+        Some(json!({"Enabled": true, "PreferredMfa": false})),
+        "{}",
+        sent[2]
+    );
+    assert_eq!(sent[2].get("SMSMfaSettings"), None);
+
+    // Without EMAIL among the methods, no EmailMfaSettings ever goes out.
+    let proxy2 = counting_proxy().await;
+    let api2 = RuntimeApi::start().await.unwrap();
+    let mut g = api2
+        .spawn(&binary(), &moto::child_env_at(&proxy2.url()))
+        .await
+        .unwrap();
+    g.ready(Duration::from_secs(10)).await.unwrap();
+    moto::new_user(
+        &client,
+        &pool,
+        "phil",
+        &[
+            ("phone_number", "+14155550177"),
+            ("email", "phil@example.com"),
+        ],
+    )
+    .await;
+    let attrs = json!({"phone_number": "+14155550177", "email": "phil@example.com", "cognito:user_status": "CONFIRMED"});
+    let (a, _) = g.invoke(&event(&pool, "phil", attrs, false)).await.unwrap();
+    assert!(matches!(a, Answer::Response(_)), "{a:?}");
+    g.finish().await;
+    let calls = proxy2.requests_to("AdminSetUserMFAPreference");
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].get("EmailMfaSettings"), None, "{}", calls[0]);
+    assert_eq!(
+        calls[0]["SMSMfaSettings"],
+        json!({"Enabled": true, "PreferredMfa": true})
+    );
+}

@@ -130,7 +130,7 @@ async fn a_bad_setting_fails_init_naming_the_variable() {
     let api = RuntimeApi::start().await.unwrap();
     for (var, value) in [
         ("MFA_CONFIGURATION", "SOMETIMES"),
-        ("MFA_METHODS", "SMS,EMAIL"),
+        ("MFA_METHODS", "SMS,VOICE"),
         ("ALLOWED_EMAIL_DOMAINS", "*.example.com"),
     ] {
         let mut f = api

@@ -75,6 +75,9 @@ struct State {
     /// Connections accepted, in all and by the service of their first request.
     connections: AtomicU64,
     by_service: Mutex<BTreeMap<String, u64>>,
+    /// Every forwarded request: its `X-Amz-Target` (the JSON protocols'
+    /// operation) and its body.
+    recorded: Mutex<Vec<(String, Bytes)>>,
 }
 
 /// A running proxy.
@@ -121,6 +124,7 @@ impl FaultProxy {
             serial: serial.then(|| tokio::sync::Mutex::new(())),
             connections: AtomicU64::new(0),
             by_service: Mutex::new(BTreeMap::new()),
+            recorded: Mutex::new(Vec::new()),
         });
         let s = state.clone();
         tokio::spawn(async move {
@@ -152,6 +156,21 @@ impl FaultProxy {
     }
 
     /// Requests received so far.
+    /// The bodies of the forwarded requests whose `X-Amz-Target` ends with
+    /// `operation` (e.g. `AdminSetUserMFAPreference`), oldest first, as
+    /// JSON: what the client sent at the wire, whatever the upstream made
+    /// of it.
+    pub fn requests_to(&self, operation: &str) -> Vec<serde_json::Value> {
+        self.state
+            .recorded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(target, _)| target.rsplit('.').next() == Some(operation))
+            .filter_map(|(_, body)| serde_json::from_slice(body).ok())
+            .collect()
+    }
+
     pub fn requests(&self) -> u64 {
         self.state.seen.load(Ordering::SeqCst)
     }
@@ -340,6 +359,17 @@ async fn forward(state: Arc<State>, req: Request<Incoming>) -> Response<Full<Byt
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    state
+        .recorded
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push((target, body.clone()));
     let path = parts
         .uri
         .path_and_query()

@@ -170,6 +170,53 @@ pub async fn sent_sms() -> Vec<(String, String)> {
     out
 }
 
+/// One email moto's SES recorded as sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MotoEmail {
+    pub from: String,
+    pub to: Vec<String>,
+    pub subject: String,
+    /// The HTML part when the email had one (moto 5.2 keeps only that),
+    /// else the text part.
+    pub body: String,
+}
+
+/// Every email moto's SES (v1 or v2 `SendEmail`) has "sent", oldest first:
+/// moto 5.2's data.json holds them as `{"ses": {"Message": [{"source",
+/// "destinations": {"ToAddresses": [...]}, "subject", "body"}, ...]}}`.
+pub async fn sent_email() -> Vec<MotoEmail> {
+    let data = moto_data().await;
+    let text = |v: &Value, k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    data.pointer("/ses/Message")
+        .and_then(Value::as_array)
+        .map(|messages| {
+            messages
+                .iter()
+                .map(|m| MotoEmail {
+                    from: text(m, "source"),
+                    to: m
+                        .pointer("/destinations/ToAddresses")
+                        .and_then(Value::as_array)
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(Value::as_str)
+                                .map(str::to_owned)
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    subject: text(m, "subject"),
+                    body: text(m, "body"),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn collect_pairs(v: &Value, out: &mut Vec<(String, String)>) {
     if let (Some(phone), Some(message)) = (
         v.get("phone_number").and_then(Value::as_str),

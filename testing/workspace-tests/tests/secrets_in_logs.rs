@@ -99,6 +99,15 @@ async fn no_sample_leaves_a_secret_in_the_logs_at_trace() {
     let cognito = aws_sdk_cognitoidentityprovider::Client::new(&sdk);
     let pool_id = harness::moto::new_pool(&cognito, "secrets-in-logs").await;
 
+    // The custom email sender sends from an address SES (moto) has verified.
+    let email_from = "no-reply@secrets-in-logs.example.com";
+    aws_sdk_sesv2::Client::new(&sdk)
+        .create_email_identity()
+        .email_identity(email_from)
+        .send()
+        .await
+        .expect("CreateEmailIdentity in moto");
+
     let api = RuntimeApi::start().await.unwrap();
     let mut scanned = 0;
     let mut sms_seen: Option<usize> = None;
@@ -110,11 +119,12 @@ async fn no_sample_leaves_a_secret_in_the_logs_at_trace() {
         env.push(("AWS_LAMBDA_LOG_LEVEL".into(), "TRACE".into()));
         env.push(("CHALLENGE_SECRET".into(), SECRET.into()));
         env.push(("KEY_ARN".into(), key_arn.clone()));
+        env.push(("EMAIL_FROM".into(), email_from.into()));
         if let Some(expected) = &sample.expected {
             env.extend(expected.env.clone());
         }
         match function.as_str() {
-            "custom-sms-sender" => {
+            "custom-sms-sender" | "custom-email-sender" => {
                 let pool = event["userPoolId"].as_str().unwrap_or_default().to_owned();
                 if let Some(code) = event["request"]["code"].as_str()
                     && let Ok(plain) = dev.decrypt(code, &pool).await

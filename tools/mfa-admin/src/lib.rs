@@ -23,7 +23,7 @@ pub mod scale;
 use auth_policy::admin::{AdminRefusal, decide_recover_lost_totp, decide_set_preference};
 use auth_policy::redact::mask_username;
 use auth_policy::{
-    MfaConfig, MfaDecision, MfaPreference, MfaSkipReason, PREFERENCE_ATTRIBUTE, decide_mfa,
+    MfaConfig, MfaDecision, MfaPreference, MfaSkipReason, PREFERENCE_ATTRIBUTE, decide_mfa_with,
 };
 use cognito_admin::{AdminError, Device, EXTERNAL_PROVIDER, MfaFactor, User, UserPoolAdmin};
 use phone_country::{CountryPolicy, CountryRefusal};
@@ -286,6 +286,9 @@ impl CliError {
             }
             MfaPreference::Sms => {
                 ": Cognito cannot use this user's phone for SMS MFA; set a valid one with `recover-lost-totp USER --phone +E164`"
+            }
+            MfaPreference::Email => {
+                ": Cognito cannot use email MFA for this user: the user needs an email address, and the pool email MFA (EMAIL_OTP in EnabledMfas, Essentials tier, SES sending)"
             }
             MfaPreference::NoMfa => ": the pool may require MFA (MFA ON); check MFA_CONFIGURATION",
         };
@@ -710,10 +713,12 @@ pub fn decide_for_user(config: &MfaConfig, user: &User) -> MfaDecision {
             reason: MfaSkipReason::ExternalProvider,
         };
     }
-    decide_mfa(
+    decide_mfa_with(
         config,
         user.attribute(PREFERENCE_ATTRIBUTE),
         user.phone_number().is_some(),
+        user.attribute("email")
+            .is_some_and(|e| !e.trim().is_empty()),
     )
 }
 

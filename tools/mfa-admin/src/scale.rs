@@ -282,15 +282,19 @@ pub struct UserAudit {
     pub sms_preferred: bool,
     pub totp_enabled: bool,
     pub totp_preferred: bool,
+    pub email_enabled: bool,
+    pub email_preferred: bool,
     pub has_phone: bool,
+    pub has_email: bool,
     /// Masked.
     pub phone: String,
     /// No factor enabled, and the policy gives this user one.
     pub policy_needs_factor: bool,
     /// With MFA `ON`, this user could not sign in: confirmed (or to be), no
-    /// factor, no phone for SMS, TOTP not set up.
+    /// factor, no phone for SMS, no address for email MFA, TOTP not set up.
     pub blocked_if_on: bool,
-    /// No factor, but a phone: SMS MFA can be enabled for them.
+    /// No factor, but a phone (SMS MFA) or, in a pool with email MFA, an
+    /// address: a factor can be enabled for them.
     pub repairable: bool,
 }
 
@@ -304,15 +308,21 @@ pub fn classify(config: &MfaConfig, user: &User) -> UserAudit {
     let federated = status == EXTERNAL_PROVIDER;
     let no_factor = user.mfa.enabled.is_empty();
     let has_phone = user.phone_number().is_some();
+    let has_email = user
+        .attribute("email")
+        .is_some_and(|e| !e.trim().is_empty());
     let needs = !federated
         && no_factor
         && match decide_for_user(config, user) {
             MfaDecision::Apply { .. } => true,
             MfaDecision::Skip { reason } => matches!(
                 reason,
-                MfaSkipReason::SmsNeedsPhone | MfaSkipReason::TotpSetUpInApp
+                MfaSkipReason::SmsNeedsPhone
+                    | MfaSkipReason::TotpSetUpInApp
+                    | MfaSkipReason::EmailNeedsAddress
             ),
         };
+    let reachable = (has_phone && config.methods.sms) || (has_email && config.methods.email);
     UserAudit {
         username: user.username.clone(),
         enabled: user.enabled,
@@ -321,11 +331,14 @@ pub fn classify(config: &MfaConfig, user: &User) -> UserAudit {
         sms_preferred: !federated && user.mfa.preferred == Some(MfaFactor::Sms),
         totp_enabled: !federated && user.mfa.is_enabled(MfaFactor::SoftwareToken),
         totp_preferred: !federated && user.mfa.preferred == Some(MfaFactor::SoftwareToken),
+        email_enabled: !federated && user.mfa.is_enabled(MfaFactor::Email),
+        email_preferred: !federated && user.mfa.preferred == Some(MfaFactor::Email),
         has_phone,
+        has_email,
         phone: user.phone_number().map(mask_phone).unwrap_or_default(),
         policy_needs_factor: needs,
-        blocked_if_on: !federated && no_factor && !(has_phone && config.methods.sms),
-        repairable: !federated && no_factor && has_phone && config.methods.sms,
+        blocked_if_on: !federated && no_factor && !reachable,
+        repairable: !federated && no_factor && reachable,
         status,
     }
 }
@@ -339,6 +352,10 @@ pub struct AuditCounts {
     pub sms_preferred: u64,
     pub totp_enabled: u64,
     pub totp_preferred: u64,
+    pub email_enabled: u64,
+    pub email_preferred: u64,
+    /// Users whose only factor is email (no SMS, no TOTP).
+    pub email_only: u64,
     pub no_factor_with_phone: u64,
     pub no_factor_without_phone: u64,
     pub federated: u64,
@@ -348,7 +365,7 @@ pub struct AuditCounts {
     pub policy_needs_factor: u64,
     /// Confirmed, enabled users who could not sign in with MFA `ON`.
     pub blocked_if_on: u64,
-    /// Users without a factor whom SMS MFA can be enabled for.
+    /// Users without a factor whom SMS MFA (or email MFA) can be enabled for.
     pub repairable: u64,
     /// Users whose `AdminGetUser` failed (after the retries).
     pub errors: u64,
@@ -365,7 +382,10 @@ impl AuditCounts {
             self.sms_preferred += flag(u.sms_preferred);
             self.totp_enabled += flag(u.totp_enabled);
             self.totp_preferred += flag(u.totp_preferred);
-            let no_factor = !u.sms_enabled && !u.totp_enabled;
+            self.email_enabled += flag(u.email_enabled);
+            self.email_preferred += flag(u.email_preferred);
+            self.email_only += flag(u.email_enabled && !u.sms_enabled && !u.totp_enabled);
+            let no_factor = !u.sms_enabled && !u.totp_enabled && !u.email_enabled;
             self.no_factor_with_phone += flag(no_factor && u.has_phone);
             self.no_factor_without_phone += flag(no_factor && !u.has_phone);
         }
@@ -395,6 +415,9 @@ impl AuditCounts {
             ("SMS preferred", self.sms_preferred),
             ("TOTP enabled", self.totp_enabled),
             ("TOTP preferred", self.totp_preferred),
+            ("email enabled", self.email_enabled),
+            ("email preferred", self.email_preferred),
+            ("email the only factor", self.email_only),
             ("no factor, with phone", self.no_factor_with_phone),
             ("no factor, no phone", self.no_factor_without_phone),
             ("federated", self.federated),
@@ -403,7 +426,7 @@ impl AuditCounts {
             ("disabled", self.disabled),
             ("policy needs a factor", self.policy_needs_factor),
             ("blocked if MFA were ON", self.blocked_if_on),
-            ("repairable (phone)", self.repairable),
+            ("repairable", self.repairable),
             ("errors", self.errors),
         ];
         let mut out = String::new();
@@ -474,13 +497,13 @@ pub async fn audit<A: UserPoolAdmin, P: Progress>(
 /// One CSV line per user (`--users FILE`); the phone is masked.
 pub fn users_csv(users: &[UserAudit]) -> String {
     let mut out = String::from(
-        "username,status,enabled,federated,sms_enabled,sms_preferred,totp_enabled,totp_preferred,phone,policy_needs_factor,blocked_if_on,repairable\n",
+        "username,status,enabled,federated,sms_enabled,sms_preferred,totp_enabled,totp_preferred,phone,policy_needs_factor,blocked_if_on,repairable,email_enabled,email_preferred\n",
     );
     for u in users {
         let quoted = format!("\"{}\"", u.username.replace('"', "\"\""));
         let _ = writeln!(
             out,
-            "{quoted},{},{},{},{},{},{},{},{},{},{},{}",
+            "{quoted},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             u.status,
             u.enabled,
             u.federated,
@@ -491,7 +514,9 @@ pub fn users_csv(users: &[UserAudit]) -> String {
             u.phone,
             u.policy_needs_factor,
             locks_out(u),
-            u.repairable
+            u.repairable,
+            u.email_enabled,
+            u.email_preferred
         );
     }
     out

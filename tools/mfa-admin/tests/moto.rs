@@ -574,7 +574,7 @@ async fn usage_and_configuration_errors_are_one_line() {
     // A command that decides by the policy refuses a bad policy variable...
     let o = mfa_admin(
         &["--user-pool-id", "us-east-1_x", "apply-policy", "a"],
-        &[("MFA_METHODS", "EMAIL")],
+        &[("MFA_METHODS", "VOICE")],
     )
     .await;
     assert_one_error_line(&o, "MFA_METHODS");
@@ -582,7 +582,7 @@ async fn usage_and_configuration_errors_are_one_line() {
     // Cognito, which knows no such pool).
     let o = mfa_admin(
         &["--user-pool-id", "us-east-1_x", "status", "a"],
-        &[("MFA_METHODS", "EMAIL")],
+        &[("MFA_METHODS", "VOICE")],
     )
     .await;
     assert_one_error_line(&o, "user pool us-east-1_x does not exist");
@@ -594,7 +594,7 @@ async fn usage_and_configuration_errors_are_one_line() {
     assert_one_error_line(&o, "user pool us-east-1_doesnotexist does not exist");
     // clap's own usage errors exit 2.
     let o = mfa_admin(
-        &["--user-pool-id", "p", "set-preference", "a", "EMAIL"],
+        &["--user-pool-id", "p", "set-preference", "a", "VOICE"],
         &[],
     )
     .await;

@@ -39,6 +39,7 @@ pub async fn run_function(
         "create-auth-challenge" => create_auth_challenge(event, env).await,
         "verify-auth-challenge" => verify_auth_challenge(event, env).await,
         "custom-sms-sender" => custom_sms_sender(event, env).await,
+        "custom-email-sender" => custom_email_sender(event, env).await,
         "post-confirmation" => post_confirmation(event, env).await,
         "pre-authentication" => pre_authentication(event, env).await,
         _ => return None,
@@ -57,13 +58,14 @@ pub async fn run(event: Value, env: &BTreeMap<String, String>) -> Run {
         "CreateAuthChallenge" => create_auth_challenge(event, env).await,
         "VerifyAuthChallengeResponse" => verify_auth_challenge(event, env).await,
         "CustomSMSSender" => custom_sms_sender(event, env).await,
+        "CustomEmailSender" => custom_email_sender(event, env).await,
         "PostConfirmation" => post_confirmation(event, env).await,
         "PreAuthentication" => pre_authentication(event, env).await,
         _ => Run {
             result: Err(failure(
                 "UnknownTrigger",
                 format!(
-                    "triggerSource {trigger:?} is not one this project handles (PreSignUp_*, PreAuthentication_*, PostConfirmation_*, CustomSMSSender_*, DefineAuthChallenge_*, CreateAuthChallenge_*, VerifyAuthChallengeResponse_*)"
+                    "triggerSource {trigger:?} is not one this project handles (PreSignUp_*, PreAuthentication_*, PostConfirmation_*, CustomSMSSender_*, CustomEmailSender_*, DefineAuthChallenge_*, CreateAuthChallenge_*, VerifyAuthChallengeResponse_*)"
                 ),
             )),
             effects: Value::Null,
@@ -131,7 +133,8 @@ fn pool_effects(pool: &cognito_admin::FakeUserPool, pool_id: &str, user: &str) -
 
 /// Replay-only settings of a PreAuthentication sample (in its
 /// `.expected.json`'s `env`): what the in-memory pool holds before the run.
-/// `REPLAY_USER_MFA`: factors already enabled (`SMS_MFA`, `SOFTWARE_TOKEN_MFA`);
+/// `REPLAY_USER_MFA`: factors already enabled (`SMS_MFA`, `SOFTWARE_TOKEN_MFA`,
+/// `EMAIL_OTP`);
 /// `REPLAY_USER_ABSENT=true`: the user is not in the pool;
 /// `REPLAY_COGNITO_FAILS`: an operation (`AdminGetUser`,
 /// `AdminSetUserMFAPreference`) that finds Cognito unreachable.
@@ -170,15 +173,19 @@ async fn pre_authentication(event: Value, env: &BTreeMap<String, String>) -> Run
         let settings = match factor {
             "SMS_MFA" => auth_policy::MfaSettings {
                 sms: on,
-                totp: None,
+                ..Default::default()
             },
             "SOFTWARE_TOKEN_MFA" => {
                 pool.associate_totp(&pool_id, &user);
                 auth_policy::MfaSettings {
-                    sms: None,
                     totp: on,
+                    ..Default::default()
                 }
             }
+            "EMAIL_OTP" => auth_policy::MfaSettings {
+                email: on,
+                ..Default::default()
+            },
             other => return config_failure(format!("{REPLAY_USER_MFA}: unknown factor {other:?}")),
         };
         if let Err(e) = pool.set_mfa_preference(&pool_id, &user, settings).await {
@@ -289,6 +296,142 @@ async fn custom_sms_sender(event: Value, env: &BTreeMap<String, String>) -> Run 
         result,
         effects: serde_json::json!({ "sms": sms }),
     }
+}
+
+/// Replay-only setting of the email sender's samples (in the
+/// `.expected.json` `env`): `REPLAY_EMAIL_SENT_BEFORE=N`: N emails to the
+/// event's address, user and pool were counted before the run. The email
+/// sender also reads `REPLAY_LIMITS_UNAVAILABLE` and `REPLAY_DELIVER_TWICE`.
+pub const REPLAY_EMAIL_SENT_BEFORE: &str = "REPLAY_EMAIL_SENT_BEFORE";
+
+/// The CustomEmailSender handler with the DEVELOPMENT keyring (the samples'
+/// codes are encrypted with the repository's raw AES key, not KMS), the
+/// in-memory outbox and limiter; the effects list each email as it would be
+/// sent, its address masked and the code (or temporary password) hidden.
+async fn custom_email_sender(event: Value, env: &BTreeMap<String, String>) -> Run {
+    let templates = match custom_email_sender::templates_from_source(env) {
+        Ok(t) => t,
+        Err(e) => return config_failure(e),
+    };
+    let decryptor = match dev_keyring::dev_decryptor().await {
+        Ok(d) => d,
+        Err(e) => return config_failure(e),
+    };
+    let gate = match replay_email_gate(env, &event).await {
+        Ok(g) => g,
+        Err(e) => return config_failure(e),
+    };
+    // The secret, to hide it in what replay prints (the handler never
+    // hands it out).
+    let secret = replay_secret(&decryptor, &event).await;
+    let outbox = email_delivery::Outbox::new();
+    let deps = custom_email_sender::Deps {
+        decryptor,
+        sender: outbox.clone(),
+        templates,
+        gate,
+    };
+    let mut result = custom_email_sender::handle(&deps, event.clone())
+        .await
+        .map_err(|e| Failure::from(lambda_runtime::Diagnostic::from(e)));
+    if env.get(REPLAY_DELIVER_TWICE).is_some_and(|v| v == "true") && result.is_ok() {
+        // Lambda's retry of the same event.
+        result = custom_email_sender::handle(&deps, event)
+            .await
+            .map_err(|e| Failure::from(lambda_runtime::Diagnostic::from(e)));
+    }
+    let email: Vec<Value> = outbox
+        .emails()
+        .into_iter()
+        .map(|m| {
+            serde_json::json!({
+                "to": auth_policy::redact::mask_email(&m.to),
+                "subject": hide_secret(&m.subject, secret.as_deref()),
+                "text": hide_secret(&m.text, secret.as_deref()),
+            })
+        })
+        .collect();
+    Run {
+        result,
+        effects: serde_json::json!({ "email": email }),
+    }
+}
+
+/// The event's secret as the handler would show it (a temporary password
+/// unescaped), or `None` when it cannot be decrypted here.
+async fn replay_secret(decryptor: &code_decrypt::EsdkDecryptor, event: &Value) -> Option<String> {
+    use code_decrypt::CodeDecryptor;
+    let code = event.pointer("/request/code").and_then(Value::as_str)?;
+    let pool = event.get("userPoolId").and_then(Value::as_str)?;
+    let secret = decryptor.decrypt(code, pool).await.ok()?;
+    Some(code_decrypt::html_unescape(secret.expose()))
+}
+
+/// `text` with the secret (and any six-digit code) replaced by `******`.
+fn hide_secret(text: &str, secret: Option<&str>) -> String {
+    let text = match secret.filter(|s| !s.is_empty()) {
+        Some(s) => text.replace(s, "******"),
+        None => text.to_owned(),
+    };
+    hide_codes(&text)
+}
+
+/// The send gate of the replayed email sender: no country policy, the
+/// in-memory limiter with the sample's limits, primed with
+/// `REPLAY_EMAIL_SENT_BEFORE` sends to the event's address.
+async fn replay_email_gate(
+    env: &BTreeMap<String, String>,
+    event: &Value,
+) -> Result<send_limits::SendGate<send_limits::MemoryLimiter>, String> {
+    use send_limits::Limiter;
+    let mut env = env.clone();
+    env.entry(send_limits::spec::TABLE_VAR.to_owned())
+        .or_insert_with(|| REPLAY_TABLE.to_owned());
+    let limits = send_limits::Limits::from_source(&env).map_err(|e| e.to_string())?;
+    let limiter = send_limits::MemoryLimiter::new(limits);
+    let text = |pointer: &str| {
+        event
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    };
+    let address = custom_email_sender::limit_key_address(text("/request/userAttributes/email"));
+    let verified = match event.pointer("/request/userAttributes/email_verified") {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(v)) => v.trim().eq_ignore_ascii_case("true"),
+        _ => false,
+    };
+    let before = send_limits::Outgoing {
+        channel: send_limits::Channel::Email,
+        pool: text("/userPoolId"),
+        user: text("/userName"),
+        destination: &address,
+        destination_verified: verified,
+        dedup: None,
+        check_lockout: false,
+        now: challenge_code::unix_now(),
+    };
+    let sent_before: u32 = env
+        .get(REPLAY_EMAIL_SENT_BEFORE)
+        .map(|v| {
+            v.parse()
+                .map_err(|_| format!("{REPLAY_EMAIL_SENT_BEFORE}: expected a number"))
+        })
+        .transpose()?
+        .unwrap_or_default();
+    for _ in 0..sent_before {
+        limiter.admit(&before).await.map_err(|e| e.to_string())?;
+    }
+    if env
+        .get(REPLAY_LIMITS_UNAVAILABLE)
+        .is_some_and(|v| v == "true")
+    {
+        limiter.set_unavailable(true);
+    }
+    Ok(send_limits::SendGate::new(
+        phone_country::CountryPolicy::default(),
+        Some(limiter),
+    ))
 }
 
 /// Replay-only settings of the SMS senders' samples (in the `.expected.json`

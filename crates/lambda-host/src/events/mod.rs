@@ -9,6 +9,7 @@
 //! Cognito really sends — and then deserializes, reporting the JSON path of
 //! whatever is still wrong.
 
+pub mod custom_email_sender;
 pub mod custom_sms_sender;
 mod error;
 
