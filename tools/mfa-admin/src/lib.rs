@@ -37,6 +37,7 @@ use thiserror::Error;
 pub enum PreferenceArg {
     Sms,
     Totp,
+    Email,
     Nomfa,
 }
 
@@ -45,6 +46,7 @@ impl From<PreferenceArg> for MfaPreference {
         match p {
             PreferenceArg::Sms => MfaPreference::Sms,
             PreferenceArg::Totp => MfaPreference::Totp,
+            PreferenceArg::Email => MfaPreference::Email,
             PreferenceArg::Nomfa => MfaPreference::NoMfa,
         }
     }

@@ -101,6 +101,24 @@ async fn set_preference_sms_then_nomfa() {
 }
 
 #[tokio::test]
+async fn set_preference_email_where_the_pool_has_it() {
+    let p = pool();
+    // Not in a pool without email MFA: refused before any call.
+    let e = run(&p, &MfaConfig::default(), set("bob", PreferenceArg::Email))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("EMAIL"), "{e}");
+    assert!(!p.calls().contains(&"AdminSetUserMFAPreference"));
+    let c = cfg(&[("MFA_METHODS", "SMS,TOTP,EMAIL")]);
+    let r = run(&p, &c, set("bob", PreferenceArg::Email)).await.unwrap();
+    assert_eq!(r.json["preferred"], "EMAIL_OTP");
+    assert_eq!(r.json["enabled"], serde_json::json!(["EMAIL_OTP"]));
+    // NOMFA in that pool turns email off too.
+    run(&p, &c, set("bob", PreferenceArg::Nomfa)).await.unwrap();
+    assert_eq!(p.user(POOL, "bob").unwrap().mfa, MfaState::default());
+}
+
+#[tokio::test]
 async fn the_listed_errors_say_what_to_do_and_change_nothing() {
     let p = pool();
     let c = MfaConfig::default();

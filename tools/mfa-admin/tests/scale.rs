@@ -114,6 +114,60 @@ async fn audit_counts_every_state_exactly() {
     );
 }
 
+/// Email as a factor: counted, with the users whose only factor it is; in a
+/// pool with email MFA, a user with an address and no factor is repairable,
+/// not blocked.
+#[tokio::test]
+async fn audit_counts_email_and_enforce_counts_it_as_a_factor() {
+    let p = FakeUserPool::new();
+    let mail = |u: &str| ("email", format!("{u}@example.com"));
+    for u in ["emailer", "both", "bare-mail"] {
+        let (k, v) = mail(u);
+        p.add_user(POOL, u, [(k, v.as_str()), ("phone_number", "+14155550100")]);
+    }
+    p.add_user(POOL, "nothing", []);
+    p.add_user(POOL, "mail-only", [("email", "mail-only@example.com")]);
+    p.set_mfa_preference(POOL, "emailer", MfaSettings::EMAIL_PREFERRED)
+        .await
+        .unwrap();
+    p.set_mfa_preference(POOL, "both", MfaSettings::EMAIL_FALLBACK)
+        .await
+        .unwrap();
+    p.set_mfa_preference(POOL, "both", MfaSettings::SMS_PREFERRED)
+        .await
+        .unwrap();
+    let config = MfaConfig::from_source(&[("MFA_METHODS", "SMS,TOTP,EMAIL")][..]).unwrap();
+    let audit = |config: MfaConfig| {
+        let p = p.clone();
+        async move {
+            execute(
+                &p,
+                &config,
+                POOL,
+                &Command::Audit {
+                    walk: fast(),
+                    users: None,
+                },
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let r = audit(config).await;
+    assert_eq!(r.json["email_enabled"], 2, "{}", r.json);
+    assert_eq!(r.json["email_preferred"], 1, "{}", r.json);
+    assert_eq!(r.json["email_only"], 1, "{}", r.json);
+    assert_eq!(r.json["sms_enabled"], 1, "{}", r.json);
+    // bare-mail (phone) and mail-only (address) can be given a factor;
+    // "nothing" cannot.
+    assert_eq!(r.json["repairable"], 2, "{}", r.json);
+    assert_eq!(r.json["blocked_if_on"], 1, "{}", r.json);
+    // Without email MFA in the pool, mail-only is blocked, not repairable.
+    let r = audit(MfaConfig::default()).await;
+    assert_eq!(r.json["repairable"], 1, "{}", r.json);
+    assert_eq!(r.json["blocked_if_on"], 2, "{}", r.json);
+}
+
 #[tokio::test]
 async fn the_users_file_has_a_line_per_user_with_the_phone_masked() {
     let p = prepared().await;
