@@ -17,11 +17,11 @@
 //! line or error message carries the code, the temporary password or the
 //! full address.
 //!
-//! The order of the checks spends nothing on a request that cannot be
-//! delivered: the event is parsed, the address checked, the send gate asked
-//! (the email limits shared in DynamoDB, which also skip an event already
-//! sent; email has no country policy), and only then is the code decrypted
-//! (one KMS call) and the email sent.
+//! The event is parsed and the address checked first (no call). Then the
+//! send gate (the email limits shared in DynamoDB, which also skip an event
+//! already sent; email has no country policy) and the decryption (one KMS
+//! call) go out together, and the email is sent: two round trips one after
+//! the other. A code decrypted for a send the gate refuses is dropped unused.
 
 use auth_policy::ConfigSource;
 use auth_policy::redact::mask_email;
@@ -67,7 +67,8 @@ pub enum SenderError {
     NoTemplate { kind: MessageKind },
     #[error(transparent)]
     Email(#[from] EmailError),
-    /// The send gate said no: nothing was decrypted or sent.
+    /// The send gate said no: nothing was sent (a code decrypted beside the
+    /// gate's check is dropped unused).
     #[error("email to {masked} not sent: {}", describe(refusal))]
     Refused { masked: String, refusal: Refusal },
 }
@@ -337,7 +338,7 @@ where
         // An invitation must say which username the password belongs to.
         return Err(SenderError::MissingField { field: "userName" });
     }
-    // The gate, before anything is decrypted. The encrypted code makes the
+    // The gate's send. The encrypted code makes the
     // event's de-duplication key: Lambda's retry of this event carries the
     // same one, Cognito's next code another.
     let pool_id = event.header.user_pool_id.as_deref().unwrap_or_default();
@@ -365,7 +366,14 @@ where
         check_lockout: false,
         now: unix_now(),
     };
-    match deps.gate.check(&outgoing, fail_mode(kind)).await {
+    // The gate and the decryption go out together (the table and KMS at
+    // once, then SES): a code decrypted for a send the gate refuses is
+    // dropped unused.
+    let (verdict, secret) = tokio::join!(
+        deps.gate.check(&outgoing, fail_mode(kind)),
+        reveal(deps, event, kind, source.as_str())
+    );
+    match verdict {
         Verdict::Send { failed_open } => {
             if failed_open {
                 tracing::warn!(trigger = source.as_str(), to = %mask_email(email), "the email limits could not be checked: sending anyway (fail open for this kind of email)");
@@ -384,7 +392,10 @@ where
             });
         }
     }
-    let result = send(deps, event, kind, source.as_str(), email, user_name).await;
+    let result = match secret {
+        Ok(secret) => send(deps, event, kind, email, user_name, &secret).await,
+        Err(e) => Err(e),
+    };
     match &result {
         Ok(()) => lambda_host::metrics::count("EmailSent", &[]),
         // The retry of this event must be able to send.
@@ -393,47 +404,60 @@ where
     result.map(|()| Delivered::Sent)
 }
 
-async fn send<D, S, L>(
+/// The secret the message carries: the decrypted code (or temporary
+/// password, unescaped), or nothing for a notice. Wiped on drop.
+async fn reveal<D, S, L>(
     deps: &Deps<D, S, L>,
     event: &CustomEmailSenderEvent,
     kind: MessageKind,
     source: &'static str,
-    email: &str,
-    user_name: &str,
-) -> Result<(), SenderError>
+) -> Result<zeroize::Zeroizing<String>, SenderError>
 where
     D: CodeDecryptor,
-    S: EmailSender,
 {
-    let secret = if kind.has_code() {
-        let code = event
-            .request
-            .code
-            .as_deref()
-            .ok_or(SenderError::MissingCode { trigger: source })?;
-        // The code must have been encrypted for this pool: without the
-        // event's pool there is nothing to check it against (no KMS call).
-        let pool = event
-            .header
-            .user_pool_id
-            .as_deref()
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .ok_or(SenderError::MissingField {
-                field: "userPoolId",
-            })?;
-        let secret = deps.decryptor.decrypt(code, pool).await?;
+    if !kind.has_code() {
+        return Ok(zeroize::Zeroizing::new(String::new()));
+    }
+    let code = event
+        .request
+        .code
+        .as_deref()
+        .ok_or(SenderError::MissingCode { trigger: source })?;
+    // The code must have been encrypted for this pool: without the
+    // event's pool there is nothing to check it against (no KMS call).
+    let pool = event
+        .header
+        .user_pool_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .ok_or(SenderError::MissingField {
+            field: "userPoolId",
+        })?;
+    let secret = deps.decryptor.decrypt(code, pool).await?;
+    Ok(zeroize::Zeroizing::new(
         if kind == MessageKind::AdminCreateUser {
             code_decrypt::html_unescape(secret.expose())
         } else {
             secret.expose().to_owned()
-        }
-    } else {
-        String::new()
-    };
+        },
+    ))
+}
+
+async fn send<D, S, L>(
+    deps: &Deps<D, S, L>,
+    event: &CustomEmailSenderEvent,
+    kind: MessageKind,
+    email: &str,
+    user_name: &str,
+    secret: &str,
+) -> Result<(), SenderError>
+where
+    S: EmailSender,
+{
     let rendered = deps
         .templates
-        .render(kind, event.attribute("locale"), &secret, user_name)
+        .render(kind, event.attribute("locale"), secret, user_name)
         .ok_or(SenderError::NoTemplate { kind })?;
     deps.sender
         .send(email, &rendered.subject, &rendered.text, &rendered.html)

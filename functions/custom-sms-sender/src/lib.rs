@@ -15,11 +15,11 @@
 //! masked: no log line or error message carries the code, the temporary
 //! password or the full phone number.
 //!
-//! The order of the checks spends nothing on a request that cannot be
-//! delivered: the event is parsed, the phone number checked, the send gate
-//! asked (the country policy, then the limits shared in DynamoDB, which also
-//! skip an event already sent), and only then is the code decrypted (one KMS
-//! call) and the SMS published.
+//! The event is parsed and the phone number checked first (no call). Then
+//! the send gate (the country policy, then the limits shared in DynamoDB,
+//! which also skip an event already sent) and the decryption (one KMS call)
+//! go out together, and the SMS is published: two round trips one after the
+//! other. A code decrypted for a send the gate refuses is dropped unused.
 
 use auth_policy::redact::mask_phone;
 use code_decrypt::{CodeDecryptor, DecryptError};
@@ -61,7 +61,8 @@ pub enum SenderError {
     Decrypt(DecryptError),
     #[error(transparent)]
     Sms(#[from] SmsError),
-    /// The send gate said no: nothing was decrypted or sent.
+    /// The send gate said no: nothing was sent (a code decrypted beside the
+    /// gate's check is dropped unused).
     #[error("SMS to {masked} not sent: {}", describe(refusal))]
     Refused { masked: String, refusal: Refusal },
 }
@@ -280,7 +281,7 @@ where
         // An invitation must say which username the password belongs to.
         return Err(SenderError::MissingField { field: "userName" });
     }
-    // The gate, before anything is decrypted. The encrypted code makes the
+    // The gate's send. The encrypted code makes the
     // event's de-duplication key: Lambda's retry of this event carries the
     // same one, Cognito's next code another.
     let pool_id = event.header.user_pool_id.as_deref().unwrap_or_default();
@@ -308,7 +309,15 @@ where
         check_lockout: false,
         now: unix_now(),
     };
-    match deps.gate.check(&outgoing, fail_mode(kind)).await {
+    // The gate and the decryption go out together: two round trips before
+    // the SMS (the table and KMS at once, then SNS) instead of three. A code
+    // decrypted for a send the gate then refuses is dropped unused: never
+    // logged, never sent.
+    let (verdict, secret) = tokio::join!(
+        deps.gate.check(&outgoing, fail_mode(kind)),
+        reveal(deps, event, kind, source.as_str())
+    );
+    match verdict {
         Verdict::Send { failed_open } => {
             if failed_open {
                 tracing::warn!(trigger = source.as_str(), to = %mask_phone(phone), "the SMS limits could not be checked: sending anyway (fail open for this kind of SMS)");
@@ -330,7 +339,19 @@ where
             });
         }
     }
-    let result = send(deps, event, kind, source.as_str(), phone, user_name).await;
+    let result = match secret {
+        Ok(secret) => {
+            let text = deps
+                .messages
+                .render(kind, event.attribute("locale"), &secret, user_name);
+            deps.sender
+                .send(phone, &text)
+                .await
+                .map(drop)
+                .map_err(SenderError::from)
+        }
+        Err(e) => Err(e),
+    };
     match &result {
         Ok(()) => lambda_host::metrics::count("SmsSent", &[("Country", &country)]),
         // The retry of this event must be able to send.
@@ -339,49 +360,44 @@ where
     result.map(|()| Delivered::Sent)
 }
 
-async fn send<D, S, L>(
+/// The secret the message carries: the decrypted code (or temporary
+/// password, unescaped), or nothing for a notice. Wiped on drop.
+async fn reveal<D, S, L>(
     deps: &Deps<D, S, L>,
     event: &CustomSmsSenderEvent,
     kind: MessageKind,
     source: &'static str,
-    phone: &str,
-    user_name: &str,
-) -> Result<(), SenderError>
+) -> Result<zeroize::Zeroizing<String>, SenderError>
 where
     D: CodeDecryptor,
-    S: SmsSender,
 {
-    let secret = if kind.has_code() {
-        let code = event
-            .request
-            .code
-            .as_deref()
-            .ok_or(SenderError::MissingCode { trigger: source })?;
-        // The code must have been encrypted for this pool: without the
-        // event's pool there is nothing to check it against (no KMS call).
-        let pool = event
-            .header
-            .user_pool_id
-            .as_deref()
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .ok_or(SenderError::MissingField {
-                field: "userPoolId",
-            })?;
-        let secret = deps.decryptor.decrypt(code, pool).await?;
+    if !kind.has_code() {
+        return Ok(zeroize::Zeroizing::new(String::new()));
+    }
+    let code = event
+        .request
+        .code
+        .as_deref()
+        .ok_or(SenderError::MissingCode { trigger: source })?;
+    // The code must have been encrypted for this pool: without the
+    // event's pool there is nothing to check it against (no KMS call).
+    let pool = event
+        .header
+        .user_pool_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .ok_or(SenderError::MissingField {
+            field: "userPoolId",
+        })?;
+    let secret = deps.decryptor.decrypt(code, pool).await?;
+    Ok(zeroize::Zeroizing::new(
         if kind == MessageKind::AdminCreateUser {
             code_decrypt::html_unescape(secret.expose())
         } else {
             secret.expose().to_owned()
-        }
-    } else {
-        String::new()
-    };
-    let text = deps
-        .messages
-        .render(kind, event.attribute("locale"), &secret, user_name);
-    deps.sender.send(phone, &text).await?;
-    Ok(())
+        },
+    ))
 }
 
 #[cfg(test)]
