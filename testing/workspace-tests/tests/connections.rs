@@ -119,6 +119,29 @@ fn check(binary: &str, seen: &BTreeMap<String, Seen>, services: &[&str]) {
     }
 }
 
+/// Exactly `per_invocation` requests to each service per warm invocation
+/// (not timed: a count). A change that adds a call to a warm path fails
+/// here, whatever it costs in time.
+fn requests_per_invocation(
+    binary: &str,
+    seen: &BTreeMap<String, Seen>,
+    per_invocation: &[(&str, u64)],
+) {
+    for (service, n) in per_invocation {
+        let requests = seen.get(*service).map_or(0, |x| x.requests);
+        assert_eq!(
+            requests,
+            n * WARM as u64,
+            "{binary}: {requests} {service} requests over {WARM} warm invocations, expected {n} each: {seen:?}"
+        );
+    }
+    assert_eq!(
+        seen.len(),
+        per_invocation.len(),
+        "{binary} called services it should not: {seen:?}"
+    );
+}
+
 /// A KMS key in moto, and `n` custom-sms-sender events with codes encrypted
 /// for it as Cognito does, each for a user of its own (`{prefix}-{i}`).
 async fn sender_events(n: usize, prefix: &str, phone: &str) -> (String, Vec<Value>) {
@@ -178,6 +201,8 @@ async fn post_confirmation_reuses_its_cognito_connection() {
     let events = vec![event; WARM + 1];
     let new = warm_connections("post-confirmation", &[], &events).await;
     check("post-confirmation", &new, &["cognito-idp"]);
+    // AdminSetUserMFAPreference is idempotent: no read first.
+    requests_per_invocation("post-confirmation", &new, &[("cognito-idp", 1)]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -198,6 +223,13 @@ async fn create_auth_challenge_reuses_its_sns_and_dynamodb_connections() {
         .collect();
     let new = warm_connections("create-auth-challenge", &env, &events).await;
     check("create-auth-challenge", &new, &["sns", "dynamodb"]);
+    // One transaction (the code's record, the counters, the lockout check),
+    // then SNS.
+    requests_per_invocation(
+        "create-auth-challenge",
+        &new,
+        &[("dynamodb", 1), ("sns", 1)],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -207,6 +239,11 @@ async fn custom_sms_sender_reuses_its_kms_sns_and_dynamodb_connections() {
     env.push(("KEY_ARN", key_arn));
     let seen = warm_connections("custom-sms-sender", &env, &events).await;
     check("custom-sms-sender", &seen, &["kms", "sns", "dynamodb"]);
+    requests_per_invocation(
+        "custom-sms-sender",
+        &seen,
+        &[("dynamodb", 1), ("kms", 1), ("sns", 1)],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -273,12 +310,14 @@ async fn pre_authentication_reuses_its_cognito_connection() {
     let events = vec![event; WARM + 1];
     let seen = warm_connections("pre-authentication", &[], &events).await;
     check("pre-authentication", &seen, &["cognito-idp"]);
+    // The factor is enabled after the first sign-in: one read each.
+    requests_per_invocation("pre-authentication", &seen, &[("cognito-idp", 1)]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_auth_challenge_reuses_its_dynamodb_connection() {
-    // Wrong answers with the lockout on: every invocation reads and counts
-    // in the limits table.
+    // Wrong answers with the lockout on: every invocation reserves its
+    // attempt in the limits table.
     let table = limits_table("connections-verify").await;
     let env = [
         ("SMS_LIMIT_TABLE", table),
@@ -310,4 +349,6 @@ async fn verify_auth_challenge_reuses_its_dynamodb_connection() {
     let events = vec![event; WARM + 1];
     let seen = warm_connections("verify-auth-challenge", &env, &events).await;
     check("verify-auth-challenge", &seen, &["dynamodb"]);
+    // A wrong answer: the atomic reservation is the one request.
+    requests_per_invocation("verify-auth-challenge", &seen, &[("dynamodb", 1)]);
 }
