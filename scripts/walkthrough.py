@@ -11,9 +11,15 @@ Runtime API, with moto's server as AWS: what a user would see after
 3. custom-sms-sender: codes encrypted as Cognito does (Python
    aws-encryption-sdk, KMS key in moto, context userpool-id); the SMS in
    moto's SNS record; a code for another pool refused.
-4. pre-authentication: an admin-created user given SMS MFA, a TOTP user
+4. custom-email-sender: a From identity verified in moto's SES (v2
+   CreateEmailIdentity), the limits table on as the template deploys it,
+   codes encrypted as Cognito does (the same helper as the SMS sender's); a
+   sign-up code in English and in Japanese in moto's SES record (subject,
+   HTML part with the code); the same event again sent once; a code for
+   another pool refused.
+5. pre-authentication: an admin-created user given SMS MFA, a TOTP user
    left alone, an unknown user answered alike, Cognito unreachable denied.
-5. custom auth: SRP -> password -> code (SMS on moto) -> tokens, a wrong code
+6. custom auth: SRP -> password -> code (SMS on moto) -> tokens, a wrong code
    then the right one, the attempt limit, an unknown user, a NOMFA user, a
    user without phone in an OPTIONAL and in an ON pool.
 
@@ -149,6 +155,20 @@ def sent_sms():
                 walk(x)
     walk(data.get("sns", {}).get("SMS", []))
     return out
+
+
+def mask_email(address):
+    local, _, domain = address.partition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+def sent_email():
+    """moto's SES record: (from, to addresses, subject, body), oldest first.
+    moto 5.2 keeps the HTML part of a two-part email as the body."""
+    data = json.load(urllib.request.urlopen(f"{MOTO}/moto-api/data.json"))
+    return [(m.get("source"), (m.get("destinations") or {}).get("ToAddresses", []),
+             m.get("subject"), m.get("body") or "")
+            for m in data.get("ses", {}).get("Message", [])]
 
 
 def pre_sign_up(api):
@@ -399,6 +419,76 @@ def custom_sms_sender(api):
           f"median {statistics.median(times) * 1000:.1f} ms")
 
 
+def custom_email_sender(api):
+    print("\n== custom-email-sender on moto (KMS Decrypt through the AWS Encryption SDK, "
+          "SES v2 SendEmail, the limits in DynamoDB)")
+    key_arn = aws("kms").create_key()["KeyMetadata"]["Arn"]
+    pool = "us-east-1_Walk03"
+    sender = "no-reply@walkthrough.example.com"
+    # The From identity must be verified in SES (moto verifies it at once).
+    aws("sesv2").create_email_identity(EmailIdentity=sender)
+    # The limits table as the template makes it (on-demand, key pk, TTL on
+    # expires_at), with the template's default email limits.
+    table = f"walkthrough-limits-{os.getpid()}"
+    ddb = aws("dynamodb")
+    ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
+    ddb.update_time_to_live(TableName=table, TimeToLiveSpecification={
+        "Enabled": True, "AttributeName": "expires_at"})
+    fn = Function(api, "custom-email-sender", "custom-email-sender", {
+        "KEY_ARN": key_arn, "EMAIL_FROM": sender,
+        "LIMIT_TABLE": table, "LIMIT_KEY_SECRET": "walkthrough-only-limit-key-0123456789abcdef",
+        "EMAIL_LIMIT_PER_ADDRESS": "5/15m", "EMAIL_LIMIT_PER_USER": "10/1h",
+        "EMAIL_LIMIT_PER_POOL": "300/1m",
+    })
+
+    def event(source, user, email, locale, code):
+        return {
+            "version": "1", "triggerSource": source, "region": REGION, "userPoolId": pool,
+            "userName": user,
+            "callerContext": {"awsSdkVersion": "aws-sdk-unknown-unknown", "clientId": "c"},
+            "request": {"type": "customEmailSenderRequestV1", "code": code,
+                        "clientMetadata": None,
+                        "userAttributes": {"email": email, "email_verified": "false",
+                                           "locale": locale}},
+        }
+
+    def to(address):
+        return [m for m in sent_email() if address in m[1]]
+
+    cases = [
+        ("walker-en", "walker@example.com", "en-US", "483920", "Your verification code"),
+        ("walker-ja", "hanako@example.jp", "ja-JP", "771204", "確認コード"),
+    ]
+    times = []
+    for user, address, locale, code, subject in cases:
+        ev = event("CustomEmailSender_SignUp", user, address, locale,
+                   encrypt_like_cognito(key_arn, pool, code))
+        ok, body, took = fn.invoke(ev)
+        times.append(took)
+        got = to(address)
+        check(ok and (body or {}).get("response", {}).get("outcome") == "sent" and len(got) == 1
+              and got[0][0] == sender and got[0][2] == subject and code in got[0][3],
+              f"CustomEmailSender_SignUp ({locale}) to {mask_email(address)}: {len(got)} email in "
+              f"moto's SES from {sender}, subject {got[0][2] if got else None!r}, code in the HTML "
+              f"part: {bool(got) and code in got[0][3]}")
+    # Lambda's retry of the last event: the limits table's record says it was sent.
+    ok, body, _ = fn.invoke(ev)
+    check(ok and (body or {}).get("response", {}).get("outcome") == "duplicate"
+          and len(to(cases[-1][1])) == 1,
+          f"the same event again: {(body or {}).get('response', {}).get('outcome')}, still one email")
+    foreign = event("CustomEmailSender_SignUp", "walker-other", "other@example.com", "en",
+                    encrypt_like_cognito(key_arn, "us-east-1_Other", "555555"))
+    ok, body, _ = fn.invoke(foreign)
+    check(not ok and (body or {}).get("errorType") == "WrongUserPool"
+          and not to("other@example.com"),
+          f"a code encrypted for another pool: {(body or {}).get('errorType')}, nothing sent")
+    fn.stop()
+    print(f"  invoke (decrypt + limits + send on moto, emulator round trip included), "
+          f"n={len(times)}: median {statistics.median(times) * 1000:.1f} ms")
+
+
 def custom_auth(api):
     print("\n== custom auth: define / create / verify (SMS on moto's SNS)")
     env = {"CHALLENGE_SECRET": SECRET}
@@ -511,10 +601,11 @@ def main():
     api = RuntimeApi()
     try:
         only = sys.argv[1:] or ["pre-sign-up", "post-confirmation", "pre-authentication",
-                                "custom-sms-sender", "custom-auth"]
+                                "custom-sms-sender", "custom-email-sender", "custom-auth"]
         steps = {"pre-sign-up": pre_sign_up, "post-confirmation": post_confirmation,
                  "pre-authentication": pre_authentication,
-                 "custom-sms-sender": custom_sms_sender, "custom-auth": custom_auth}
+                 "custom-sms-sender": custom_sms_sender,
+                 "custom-email-sender": custom_email_sender, "custom-auth": custom_auth}
         for name in only:
             steps[name](api)
     finally:

@@ -11,9 +11,14 @@
 //! time in ten, mutates the JSON bytes themselves, and then runs what parses
 //! through `replay`'s dispatch: the same handler code as the Lambda binaries,
 //! with the in-memory fakes for AWS. The run is deterministic for a `--seed`.
+//! The custom email sender's folder runs through its handler directly, with
+//! the dependencies replay would give it built once per seed (see `email`),
+//! except when an execution is routed by `triggerSource`.
 
 // A command-line tool: its table goes to stdout.
 #![allow(clippy::print_stdout)]
+
+mod email;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::AssertUnwindSafe;
@@ -75,7 +80,7 @@ impl Rng {
     }
 }
 
-const TRIGGER_SOURCES: [&str; 18] = [
+const TRIGGER_SOURCES: [&str; 26] = [
     "PreSignUp_SignUp",
     "PreSignUp_AdminCreateUser",
     "PreSignUp_ExternalProvider",
@@ -90,6 +95,14 @@ const TRIGGER_SOURCES: [&str; 18] = [
     "CustomSMSSender_AdminCreateUser",
     "CustomSMSSender_Authentication",
     "CustomSMSSender_AccountTakeOverNotification",
+    "CustomEmailSender_SignUp",
+    "CustomEmailSender_ResendCode",
+    "CustomEmailSender_ForgotPassword",
+    "CustomEmailSender_UpdateUserAttribute",
+    "CustomEmailSender_VerifyUserAttribute",
+    "CustomEmailSender_AdminCreateUser",
+    "CustomEmailSender_Authentication",
+    "CustomEmailSender_AccountTakeOverNotification",
     "DefineAuthChallenge_Authentication",
     "CreateAuthChallenge_Authentication",
     "VerifyAuthChallengeResponse_Authentication",
@@ -97,7 +110,7 @@ const TRIGGER_SOURCES: [&str; 18] = [
 ];
 
 fn hostile(rng: &mut Rng, depth: usize) -> Value {
-    match rng.below(22) {
+    match rng.below(24) {
         0 => Value::Null,
         1 => json!(true),
         2 => json!(false),
@@ -126,7 +139,23 @@ fn hostile(rng: &mut Rng, depth: usize) -> Value {
             }
             v
         }
-        20 if depth < 3 => {
+        // Near-miss email addresses: a display name, a list, no domain, an
+        // address literal, full-width letters, a header injection.
+        20 => json!(
+            [
+                "Victim <victim@example.com>",
+                "victim@example.com, other@example.net",
+                "victim@",
+                "@example.com",
+                "victim@[127.0.0.1]",
+                "ｖｉｃｔｉｍ@example.com",
+                "victim@example.com\r\nBcc: all@example.net",
+                " Victim@Example.COM ",
+                "\"quoted local\"@example.com",
+            ][rng.below(9)]
+        ),
+        21 => json!(format!("{}@example.com", "a".repeat(64 * 1024))),
+        22 if depth < 3 => {
             let n = rng.below(4);
             Value::Array((0..n).map(|_| hostile(rng, depth + 1)).collect())
         }
@@ -138,6 +167,7 @@ fn hostile(rng: &mut Rng, depth: usize) -> Value {
                 "challengeMetadata",
                 "code",
                 "email",
+                "email_verified",
                 "phone_number",
             ] {
                 if rng.chance(2) {
@@ -223,6 +253,8 @@ fn mutate(rng: &mut Rng, v: &mut Value) {
                 let keys = [
                     "custom:mfa_preference",
                     "phone_number",
+                    "email",
+                    "email_verified",
                     "locale",
                     "userNotFound",
                     "session",
@@ -367,6 +399,20 @@ fn census_inputs(seed: &Value) -> Vec<(&'static str, Value)> {
             with(&|v| v["request"]["userAttributes"]["phone_number"] = json!("9".repeat(65536))),
         ),
         (
+            "email not a single address",
+            with(&|v| {
+                v["request"]["userAttributes"]["email"] =
+                    json!("Victim <victim@example.com>, other@example.net")
+            }),
+        ),
+        (
+            "email of 64 KiB",
+            with(&|v| {
+                v["request"]["userAttributes"]["email"] =
+                    json!(format!("{}@example.com", "a".repeat(65536)))
+            }),
+        ),
+        (
             "session is null",
             with(&|v| v["request"]["session"] = Value::Null),
         ),
@@ -479,6 +525,24 @@ fn run(args: Args) -> Result<bool> {
         "no sample events under {}",
         args.events.display()
     );
+    // The email sender's seeds, each set up once (see `email`), over one
+    // development keyring.
+    let mut email_seeds: BTreeMap<String, Vec<email::Seed>> = BTreeMap::new();
+    if let Some(samples) = groups.get(email::FUNCTION) {
+        let decryptor = rt.block_on(email::dev_decryptor())?;
+        let seeds = samples
+            .iter()
+            .map(|s| {
+                let env = s
+                    .expected
+                    .as_ref()
+                    .map(|e| e.env.clone())
+                    .unwrap_or_default();
+                email::Seed::new(&decryptor, &env)
+            })
+            .collect();
+        email_seeds.insert(email::FUNCTION.to_owned(), seeds);
+    }
     let mut ok = true;
     let mut rng = Rng(args.seed);
     println!(
@@ -489,8 +553,10 @@ fn run(args: Args) -> Result<bool> {
         let mut stats = Stats::default();
         let mut findings: BTreeSet<String> = BTreeSet::new();
         let started = Instant::now();
+        let mut direct = email_seeds.get_mut(group);
         for _ in 0..args.execs {
-            let sample = &samples[rng.below(samples.len())];
+            let index = rng.below(samples.len());
+            let sample = &samples[index];
             let env = sample
                 .expected
                 .as_ref()
@@ -521,6 +587,8 @@ fn run(args: Args) -> Result<bool> {
                 rt.block_on(async {
                     if by_source {
                         Some(replay::dispatch::run(event.clone(), &env).await)
+                    } else if let Some(seeds) = direct.as_deref_mut() {
+                        Some(seeds[index].run(event.clone()).await)
                     } else {
                         replay::dispatch::run_function(group, event.clone(), &env).await
                     }

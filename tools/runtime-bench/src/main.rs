@@ -12,6 +12,10 @@
 //!   function, again in interleaved rounds, p50 and p99;
 //! * peak RSS (VmHWM) after the warm run; binary size and deployment-zip size
 //!   (the binary deflated as `bootstrap`);
+//! * an entry may `vary` a string of its event per invocation (a function
+//!   that de-duplicates events then does its whole work every time) and be
+//!   `cold_only` (no warm run; its peak RSS is then the largest after a
+//!   first invocation);
 //! * for functions that call AWS, the TCP connections a warm process opens
 //!   over `--connections` invocations, by service: a fresh process behind a
 //!   keep-alive proxy of ours in front of the plan's endpoint (moto closes
@@ -33,8 +37,8 @@ use serde_json::Value;
 
 #[derive(Debug, Parser)]
 struct Args {
-    /// The plan: a JSON array of {name, binary, env, event, kind} where kind is
-    /// "floor", "pure" or "aws"; exactly one floor.
+    /// The plan: a JSON array of {name, binary, env, event, kind, vary?} where
+    /// kind is "floor", "pure" or "aws"; exactly one floor.
     #[arg(long)]
     plan: PathBuf,
     /// Warm invocations per function.
@@ -63,6 +67,37 @@ struct Entry {
     env: Vec<(String, String)>,
     event: Value,
     kind: Kind,
+    /// A JSON pointer to a string of the event made unique for every
+    /// invocation (a suffix of this process's id and a counter): a function
+    /// that de-duplicates events (the custom senders with their limits table)
+    /// then does its whole work every time, in every process.
+    #[serde(default)]
+    vary: Option<String>,
+    /// Cold starts only (and the connection count): no warm run. For the
+    /// custom senders with their limits table, whose warm latency on moto
+    /// would measure moto (it deep-copies the table for every item of a
+    /// DynamoDB transaction and keeps every copy, so each new send makes the
+    /// next slower), not the function.
+    #[serde(default)]
+    cold_only: bool,
+}
+
+impl Entry {
+    /// The event for the next invocation (made before the clock starts).
+    fn next_event(&self) -> std::borrow::Cow<'_, Value> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let Some(pointer) = &self.vary else {
+            return std::borrow::Cow::Borrowed(&self.event);
+        };
+        let mut event = self.event.clone();
+        if let Some(v) = event.pointer_mut(pointer) {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let base = v.as_str().unwrap_or_default();
+            *v = Value::String(format!("{base}-{}-{n}", std::process::id()));
+        }
+        std::borrow::Cow::Owned(event)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -82,7 +117,10 @@ struct Result1 {
     warm_p50_us: f64,
     warm_p99_us: f64,
     warm_invocations: usize,
+    /// Invocations off the main path, of `checked` (the warm ones; the cold
+    /// starts' first invocations for a cold-only entry).
     errors: usize,
+    checked: usize,
     peak_rss_mib: f64,
     binary_mib: f64,
     zip_mib: f64,
@@ -119,6 +157,20 @@ fn zip_size(binary: &PathBuf) -> Result<u64> {
 }
 
 const MIB: f64 = 1024.0 * 1024.0;
+
+/// An answer off the function's main path: an error, or a custom sender's
+/// settled refusal or duplicate (`{"response": {"outcome": "refused"}}`),
+/// which would measure a shorter path than the one the row is for.
+fn off_path(answer: &harness::runtime_api::Answer) -> bool {
+    answer.is_error()
+        || matches!(
+            answer
+                .value()
+                .pointer("/response/outcome")
+                .and_then(Value::as_str),
+            Some("refused" | "duplicate")
+        )
+}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
@@ -196,6 +248,7 @@ fn median_of_runs(runs: &[Vec<Result1>]) -> Vec<Result1> {
             warm_p99_us: med(&|x| x.warm_p99_us, i),
             warm_invocations: runs.iter().map(|x| x[i].warm_invocations).sum(),
             errors: runs.iter().map(|x| x[i].errors).sum(),
+            checked: runs.iter().map(|x| x[i].checked).sum(),
             peak_rss_mib: runs.iter().map(|x| x[i].peak_rss_mib).fold(0.0, f64::max),
             ..r.clone()
         })
@@ -207,6 +260,8 @@ async fn measure(api: &RuntimeApi, plan: &[Entry], args: &Args) -> Result<Vec<Re
     // Cold: interleaved rounds of fresh processes.
     let mut inits: Vec<Vec<Duration>> = vec![Vec::new(); plan.len()];
     let mut colds: Vec<Vec<Duration>> = vec![Vec::new(); plan.len()];
+    let mut cold_errors = vec![0usize; plan.len()];
+    let mut cold_rss_kib = vec![0u64; plan.len()];
     for round in 0..args.cold {
         // Each round takes the plan in an order of its own (shuffled with the
         // round as seed, so a run can be repeated), so that no function always
@@ -220,11 +275,20 @@ async fn measure(api: &RuntimeApi, plan: &[Entry], args: &Args) -> Result<Vec<Re
                 .ready(Duration::from_secs(10))
                 .await
                 .map_err(|err| anyhow::anyhow!("{}: {err}", e.name))?;
-            let (_, first) = f
-                .invoke(&e.event)
+            let (answer, first) = f
+                .invoke(&e.next_event())
                 .await
                 .map_err(|err| anyhow::anyhow!("{}: {err}", e.name))?;
-            f.finish().await;
+            if e.kind != Kind::Floor && off_path(&answer) {
+                cold_errors[i] += 1;
+                eprintln!(
+                    "\n{}: the first invocation did not take the main path: {}",
+                    e.name,
+                    answer.value()
+                );
+            }
+            let finished = f.finish().await;
+            cold_rss_kib[i] = cold_rss_kib[i].max(finished.peak_rss_kib.unwrap_or_default());
             inits[i].push(init);
             colds[i].push(init + first);
         }
@@ -242,41 +306,54 @@ async fn measure(api: &RuntimeApi, plan: &[Entry], args: &Args) -> Result<Vec<Re
     };
     let mut procs = Vec::new();
     for (e, api) in plan.iter().zip(&apis) {
+        if e.cold_only {
+            procs.push(None);
+            continue;
+        }
         let mut f = api.spawn(&e.binary, &e.env).await?;
         f.ready(Duration::from_secs(10))
             .await
             .map_err(|err| anyhow::anyhow!("{}: {err}", e.name))?;
         for _ in 0..20 {
-            f.invoke(&e.event)
+            f.invoke(&e.next_event())
                 .await
                 .map_err(|err| anyhow::anyhow!("{}: {err}", e.name))?;
         }
-        procs.push(f);
+        procs.push(Some(f));
     }
     let chunk = 50.max(args.warm / 20);
     let mut lat: Vec<Vec<Duration>> = vec![Vec::new(); plan.len()];
     let mut errors = vec![0usize; plan.len()];
-    while lat.iter().any(|l| l.len() < args.warm) {
+    let warm_total = args.warm * procs.iter().filter(|f| f.is_some()).count();
+    while lat.iter().map(Vec::len).sum::<usize>() < warm_total {
         for (i, (e, f)) in plan.iter().zip(procs.iter_mut()).enumerate() {
+            let Some(f) = f else { continue };
             let n = chunk.min(args.warm - lat[i].len());
             for _ in 0..n {
                 let (answer, d) = f
-                    .invoke(&e.event)
+                    .invoke(&e.next_event())
                     .await
                     .map_err(|err| anyhow::anyhow!("{}: {err}", e.name))?;
-                if answer.is_error() && e.kind != Kind::Floor {
+                if e.kind != Kind::Floor && off_path(&answer) {
                     errors[i] += 1;
                 }
                 lat[i].push(d);
             }
         }
         let done: usize = lat.iter().map(Vec::len).sum();
-        eprint!("\rwarm {done}/{}", args.warm * plan.len());
+        eprint!("\rwarm {done}/{warm_total}");
     }
     eprintln!();
     let mut results = Vec::new();
     for (i, (e, f)) in plan.iter().zip(procs).enumerate() {
-        let finished = f.finish().await;
+        let (peak_rss_kib, errors, checked) = match f {
+            Some(f) => (
+                f.finish().await.peak_rss_kib.unwrap_or_default(),
+                errors[i],
+                lat[i].len(),
+            ),
+            None => (cold_rss_kib[i], cold_errors[i], colds[i].len()),
+        };
         let mut sorted = lat[i].clone();
         sorted.sort();
         results.push(Result1 {
@@ -287,8 +364,9 @@ async fn measure(api: &RuntimeApi, plan: &[Entry], args: &Args) -> Result<Vec<Re
             warm_p50_us: percentile(&sorted, 50.0).as_secs_f64() * 1e6,
             warm_p99_us: percentile(&sorted, 99.0).as_secs_f64() * 1e6,
             warm_invocations: sorted.len(),
-            errors: errors[i],
-            peak_rss_mib: finished.peak_rss_kib.unwrap_or_default() as f64 / 1024.0,
+            errors,
+            checked,
+            peak_rss_mib: peak_rss_kib as f64 / 1024.0,
             binary_mib: std::fs::metadata(&e.binary)?.len() as f64 / MIB,
             zip_mib: zip_size(&e.binary)? as f64 / MIB,
             connections_per_100: Default::default(),
@@ -299,11 +377,12 @@ async fn measure(api: &RuntimeApi, plan: &[Entry], args: &Args) -> Result<Vec<Re
 
 /// The services a function may call, by the suffix of their
 /// `AWS_ENDPOINT_URL_<SERVICE>` variable.
-const SERVICES: [(&str, &str); 5] = [
+const SERVICES: [(&str, &str); 6] = [
     ("cognito-idp", "COGNITO_IDENTITY_PROVIDER"),
     ("dynamodb", "DYNAMODB"),
     ("kms", "KMS"),
     ("secretsmanager", "SECRETS_MANAGER"),
+    ("sesv2", "SESV2"),
     ("sns", "SNS"),
 ];
 
@@ -338,12 +417,12 @@ async fn count_connections(
         .await
         .map_err(|err| anyhow::anyhow!("{}: {err}", e.name))?;
     // The first invocation opens what the process keeps.
-    f.invoke(&e.event)
+    f.invoke(&e.next_event())
         .await
         .map_err(|err| anyhow::anyhow!("{}: {err}", e.name))?;
     let before: Vec<u64> = proxies.iter().map(|(_, p)| p.connections()).collect();
     for _ in 0..invocations {
-        f.invoke(&e.event)
+        f.invoke(&e.next_event())
             .await
             .map_err(|err| anyhow::anyhow!("{}: {err}", e.name))?;
     }
@@ -387,21 +466,31 @@ fn table(results: &[Result1]) -> String {
     out.push_str("| function | kind | init ms (×floor) | cold start ms (×floor) | warm p50 µs (×floor) | warm p99 µs (×floor) | new connections per 100 warm | errors | peak RSS MiB | binary MiB | zip MiB |\n");
     out.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in results {
+        // A cold-only entry has no warm numbers.
+        let warm = |us: f64, floor_us: f64| {
+            if r.warm_invocations == 0 {
+                "—".to_owned()
+            } else {
+                format!("{us:.0} ({:.2}×)", ratio(us, floor_us))
+            }
+        };
+        let errors = if r.warm_invocations == 0 {
+            format!("{}/{} cold", r.errors, r.checked)
+        } else {
+            format!("{}/{}", r.errors, r.checked)
+        };
         out.push_str(&format!(
-            "| {} | {:?} | {:.2} ({:.2}×) | {:.2} ({:.2}×) | {:.0} ({:.2}×) | {:.0} ({:.2}×) | {} | {}/{} | {:.1} | {:.2} | {:.2} |\n",
+            "| {} | {:?} | {:.2} ({:.2}×) | {:.2} ({:.2}×) | {} | {} | {} | {} | {:.1} | {:.2} | {:.2} |\n",
             r.name,
             r.kind,
             r.init_ms,
             ratio(r.init_ms, floor.init_ms),
             r.cold_start_ms,
             ratio(r.cold_start_ms, floor.cold_start_ms),
-            r.warm_p50_us,
-            ratio(r.warm_p50_us, floor.warm_p50_us),
-            r.warm_p99_us,
-            ratio(r.warm_p99_us, floor.warm_p99_us),
+            warm(r.warm_p50_us, floor.warm_p50_us),
+            warm(r.warm_p99_us, floor.warm_p99_us),
             connections_cell(r),
-            r.errors,
-            r.warm_invocations,
+            errors,
             r.peak_rss_mib,
             r.binary_mib,
             r.zip_mib,

@@ -6,7 +6,18 @@
 //! moto (`MOTO_ENDPOINT`): post-confirmation gets a user in a moto pool,
 //! custom-sms-sender a code encrypted for a moto KMS key (the sample's
 //! development-key ciphertext re-encrypted the way Cognito encrypts),
-//! create-auth-challenge sends its SMS through moto's SNS.
+//! create-auth-challenge sends its SMS through moto's SNS, custom-email-sender
+//! sends through moto's SES v2 from an identity verified there first.
+//!
+//! The custom senders with their limits table (as the template deploys them)
+//! de-duplicate by event and count sends: their entries `vary` the user name
+//! per invocation, so that every invocation is a new send, and raise the
+//! template's limits so that none is refused (the same DynamoDB transaction:
+//! the event's record and one conditional count per limit). They are
+//! `cold_only`: moto deep-copies the table for every item of a transaction
+//! and keeps every copy, so a thousand warm sends would measure moto (and
+//! grow it by gigabytes); each sender also has a row without its table, for
+//! its warm path.
 
 use std::path::{Path, PathBuf};
 
@@ -58,6 +69,46 @@ fn entry_of(
         "event": event,
         "env": env,
     })
+}
+
+/// A sender's sample event with its development-key code re-encrypted for
+/// `keyring` (a moto KMS key) the way Cognito encrypts it.
+async fn with_cognito_code(
+    events: &Path,
+    rel: &str,
+    keyring: &code_decrypt::KeyringRef,
+) -> Result<Value> {
+    let mut event = load(events, rel)?;
+    let pool = event["userPoolId"].as_str().unwrap_or_default().to_owned();
+    let dev = dev_keyring::dev_decryptor().await?;
+    let plain = dev
+        .decrypt(event["request"]["code"].as_str().unwrap_or_default(), &pool)
+        .await
+        .with_context(|| format!("{rel}: the sample's code decrypts with the development key"))?;
+    let code = code_decrypt::encrypt_like_cognito(keyring, plain.expose(), &pool, false).await?;
+    event["request"]["code"] = json!(code_decrypt::encode_code(&code));
+    Ok(event)
+}
+
+/// The senders' limits table, its key and limits: the template's variables,
+/// with counts no benchmark reaches (the windows are the template's).
+fn sender_limits(table: &str) -> Vec<(String, String)> {
+    [
+        ("LIMIT_TABLE", table),
+        (
+            "LIMIT_KEY_SECRET",
+            "bench-only-limit-key-bench-only-limit-key",
+        ),
+        ("SMS_LIMIT_PER_PHONE", "1000000/15m"),
+        ("SMS_LIMIT_PER_USER", "1000000/1h"),
+        ("SMS_LIMIT_PER_POOL", "1000000/1m"),
+        ("EMAIL_LIMIT_PER_ADDRESS", "1000000/15m"),
+        ("EMAIL_LIMIT_PER_USER", "1000000/1h"),
+        ("EMAIL_LIMIT_PER_POOL", "1000000/1m"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
 }
 
 /// A moto user with a phone and SMS MFA enabled.
@@ -190,19 +241,78 @@ async fn main() -> Result<()> {
     // custom-sms-sender: the sample's code, re-encrypted for a moto key.
     let kms = aws_sdk_kms::Client::new(&sdk);
     let key_arn = harness::moto::new_kms_key(&kms).await;
-    let mut sms = load(&args.events, "custom-sms-sender/authentication-en.json")?;
-    let pool = sms["userPoolId"].as_str().unwrap_or_default().to_owned();
-    let dev = dev_keyring::dev_decryptor().await?;
-    let plain = dev
-        .decrypt(sms["request"]["code"].as_str().unwrap_or_default(), &pool)
-        .await
-        .context("the sample's code decrypts with the development key")?;
     let keyring = code_decrypt::kms_keyring(kms, &key_arn).await?;
-    let code = code_decrypt::encrypt_like_cognito(&keyring, plain.expose(), &pool, false).await?;
-    sms["request"]["code"] = json!(code_decrypt::encode_code(&code));
-    let mut env = moto;
-    env.push(("KEY_ARN".to_owned(), key_arn));
-    plan.push(entry(&args, "custom-sms-sender", "aws", sms, env));
+    let sms = with_cognito_code(
+        &args.events,
+        "custom-sms-sender/authentication-en.json",
+        &keyring,
+    )
+    .await?;
+    let key = vec![("KEY_ARN".to_owned(), key_arn)];
+    plan.push(entry(
+        &args,
+        "custom-sms-sender",
+        "aws",
+        sms.clone(),
+        [moto.clone(), key.clone()].concat(),
+    ));
+    // As the template deploys it: the limits table on (its client built at
+    // init, its key from the environment so that init holds no round trip to
+    // moto; deployed, LIMIT_KEY_SECRET_ARN names a secret). A table for each
+    // sender: moto copies the whole table in every transaction, so a table
+    // that grows makes every later send slower.
+    let limits = sender_limits(&harness::moto::new_limits_table(&ddb, "bench-sms-limits").await);
+    let mut sms_limited = entry_of(
+        &args,
+        "custom-sms-sender, limits on",
+        "custom-sms-sender",
+        "aws",
+        sms,
+        [moto.clone(), key.clone(), limits.clone()].concat(),
+    );
+    sms_limited["vary"] = json!("/userName");
+    sms_limited["cold_only"] = json!(true);
+    plan.push(sms_limited);
+
+    // custom-email-sender, as the template deploys it: the pool's key, a From
+    // identity verified in SES, the limits table on.
+    let from = "no-reply@bench.example.com";
+    aws_sdk_sesv2::Client::new(&sdk)
+        .create_email_identity()
+        .email_identity(from)
+        .send()
+        .await
+        .context("CreateEmailIdentity in moto")?;
+    let email = with_cognito_code(
+        &args.events,
+        "custom-email-sender/authentication-en.json",
+        &keyring,
+    )
+    .await?;
+    let sender = [moto, key, vec![("EMAIL_FROM".to_owned(), from.to_owned())]].concat();
+    let mut email_entry = entry(
+        &args,
+        "custom-email-sender",
+        "aws",
+        email.clone(),
+        [
+            sender.clone(),
+            sender_limits(&harness::moto::new_limits_table(&ddb, "bench-email-limits").await),
+        ]
+        .concat(),
+    );
+    email_entry["vary"] = json!("/userName");
+    email_entry["cold_only"] = json!(true);
+    plan.push(email_entry);
+    // Its warm path (KMS Decrypt, SES SendEmail), as custom-sms-sender's row.
+    plan.push(entry_of(
+        &args,
+        "custom-email-sender, no limits table",
+        "custom-email-sender",
+        "aws",
+        email,
+        sender,
+    ));
 
     // Every function under functions/ is measured: a new one must get its
     // representative event here before the benchmark runs again.
