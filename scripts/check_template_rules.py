@@ -28,6 +28,9 @@ SENDERS = (SENDER, EMAIL_SENDER)
 CREATE = "create-auth-challenge"
 VERIFY = "verify-auth-challenge"
 PRE_AUTH = "pre-authentication"
+ACCOUNT_CHANGE = "account-change"
+# The functions that may send email through SES.
+SES_SENDERS = (EMAIL_SENDER, ACCOUNT_CHANGE)
 
 # The limits table's rights, per function, exactly (case-insensitive).
 TABLE_ACTIONS = {
@@ -38,8 +41,16 @@ TABLE_ACTIONS = {
     CREATE: {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
              "dynamodb:GetItem", "dynamodb:ConditionCheckItem"},
     VERIFY: {"dynamodb:UpdateItem", "dynamodb:DeleteItem"},
+    ACCOUNT_CHANGE: {"dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:ConditionCheckItem"},
 }
 VERIFY_LEADING_KEYS = {"codefail#*", "challenge#*"}
+ACCOUNT_CHANGE_LEADING_KEYS = {"contact#*", "account_changes#*"}
+# The account-change API's authorizer: the token in the Authorization header,
+# and the scope every access token from Cognito's sign-in API has (an ID token
+# of the same client has its id as aud, and no scope).
+AUTHORIZATION_HEADER = "$request.header.Authorization"
+ACCESS_TOKEN_SCOPES = ["aws.cognito.signin.user.admin"]
+ACCOUNT_CHANGE_PARAMETER = "AccountChange"
 DLQ_KEY_ACTIONS = {"kms:decrypt", "kms:generatedatakey"}
 ACCOUNT_ROOT = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}
 POOLS_OF_THIS_ACCOUNT = "arn:${AWS::Partition}:cognito-idp:${AWS::Region}:${AWS::AccountId}:userpool/*"
@@ -199,24 +210,34 @@ def function_statements(template, binary):
 
 
 # --------------------------------------------------------------- rules --
-def rule_verify_leading_keys(template):
-    """(a) verify-auth-challenge: only UpdateItem/DeleteItem, on codefail#/challenge# keys."""
-    statements, problems = function_statements(template, VERIFY)
+def leading_keys_problems(template, binary, leading_keys):
+    """`binary`'s DynamoDB statements: only its TABLE_ACTIONS, each under exactly `leading_keys`."""
+    statements, problems = function_statements(template, binary)
     relevant = [s for s in statements if touches(s, "dynamodb")]
     if not relevant:
-        problems.append(f"{VERIFY}: no DynamoDB statement")
-    allowed = {a.lower() for a in TABLE_ACTIONS[VERIFY]}
+        problems.append(f"{binary}: no DynamoDB statement")
+    allowed = {a.lower() for a in TABLE_ACTIONS[binary]}
     for s in relevant:
         extra = [p for p in patterns(s)
                  if touches({"Effect": "Allow", "Action": p}, "dynamodb") and (not literal(p) or p not in allowed)]
         if extra:
-            problems.append(f"{VERIFY}: DynamoDB actions other than UpdateItem/DeleteItem: {extra}")
+            problems.append(f"{binary}: DynamoDB actions other than {sorted(TABLE_ACTIONS[binary])}: {extra}")
         keys = condition(s, "ForAllValues:StringLike", "dynamodb:LeadingKeys")
-        if keys is None or set(keys) != VERIFY_LEADING_KEYS:
+        if keys is None or set(keys) != leading_keys:
             problems.append(
-                f"{VERIFY}: a DynamoDB statement without ForAllValues:StringLike dynamodb:LeadingKeys "
-                f"= {sorted(VERIFY_LEADING_KEYS)} (has {keys})")
+                f"{binary}: a DynamoDB statement without ForAllValues:StringLike dynamodb:LeadingKeys "
+                f"= {sorted(leading_keys)} (has {keys})")
     return problems
+
+
+def rule_verify_leading_keys(template):
+    """(a) verify-auth-challenge: only UpdateItem/DeleteItem, on codefail#/challenge# keys."""
+    return leading_keys_problems(template, VERIFY, VERIFY_LEADING_KEYS)
+
+
+def rule_account_change_leading_keys(template):
+    """(a2) account-change: only UpdateItem/PutItem/ConditionCheckItem, on contact#/account_changes# keys."""
+    return leading_keys_problems(template, ACCOUNT_CHANGE, ACCOUNT_CHANGE_LEADING_KEYS)
 
 
 def rule_table_actions(template):
@@ -412,35 +433,48 @@ def rule_sender_environment(template):
 
 
 def rule_email_sender_ses(template):
-    """(f) custom-email-sender may only ses:SendEmail, on SesIdentityArn (and its configuration set); nobody else uses SES."""
-    statements, problems = function_statements(template, EMAIL_SENDER)
-    sends_from_identity = False
-    for s in statements:
-        if not touches(s, "ses"):
-            continue
-        if "NotResource" in s:
-            problems.append(f"{EMAIL_SENDER}: an SES statement with NotResource: {json.dumps(s)}")
-            continue
-        extra = [p for p in patterns(s)
-                 if touches({"Effect": "Allow", "Action": p}, "ses") and p != "ses:sendemail"]
-        if extra:
-            problems.append(f"{EMAIL_SENDER}: SES actions other than ses:SendEmail: {extra}")
-        targets = [r for v in as_list(s.get("Resource")) for r in branches(v)]
-        other = [r for r in targets if r not in (SES_IDENTITY, SES_CONFIGURATION_SET)]
-        if other:
-            problems.append(f"{EMAIL_SENDER}: SES on more than SesIdentityArn and its configuration set: "
-                            f"{json.dumps(other)}")
-        if SES_IDENTITY in targets and grants(s, "ses:SendEmail"):
-            sends_from_identity = True
-    if not sends_from_identity:
-        problems.append(f"{EMAIL_SENDER}: no ses:SendEmail on Ref SesIdentityArn")
+    """(f) custom-email-sender and account-change may only ses:SendEmail, on SesIdentityArn (and its configuration set), account-change only under the email sender's condition; nobody else uses SES."""
+    problems = []
+    email_condition = function(template, EMAIL_SENDER)[1].get("Condition")
+    for sender in SES_SENDERS:
+        statements, unresolved = function_statements(template, sender)
+        problems += unresolved
+        sends_from_identity = False
+        for s in statements:
+            if not touches(s, "ses"):
+                continue
+            if "NotResource" in s:
+                problems.append(f"{sender}: an SES statement with NotResource: {json.dumps(s)}")
+                continue
+            extra = [p for p in patterns(s)
+                     if touches({"Effect": "Allow", "Action": p}, "ses") and p != "ses:sendemail"]
+            if extra:
+                problems.append(f"{sender}: SES actions other than ses:SendEmail: {extra}")
+            targets = [r for v in as_list(s.get("Resource")) for r in branches(v)]
+            other = [r for r in targets if r not in (SES_IDENTITY, SES_CONFIGURATION_SET)]
+            if other:
+                problems.append(f"{sender}: SES on more than SesIdentityArn and its configuration set: "
+                                f"{json.dumps(other)}")
+            if SES_IDENTITY in targets and grants(s, "ses:SendEmail"):
+                sends_from_identity = True
+        if not sends_from_identity:
+            problems.append(f"{sender}: no ses:SendEmail on Ref SesIdentityArn")
+    # account-change's SES statements exist only where the email sender does
+    # (SesIdentityArn is empty otherwise): each under Fn::If of its condition.
+    for policy in as_list(props(resources(template).get(role_of(function(template, ACCOUNT_CHANGE)[1]), {}))
+                          .get("Policies")):
+        for raw in as_list(((policy or {}).get("PolicyDocument") or {}).get("Statement")):
+            for s in branches(raw):
+                if touches(s, "ses") and (email_condition is None or if_condition(raw) != email_condition):
+                    problems.append(f"{ACCOUNT_CHANGE}: an SES statement not under Fn::If {email_condition}: "
+                                    f"{json.dumps(raw)}")
     for binary, (_, body) in sorted(functions(template).items()):
-        if binary == EMAIL_SENDER or role_of(body) is None:
+        if binary in SES_SENDERS or role_of(body) is None:
             continue
         others, unresolved = role_statements(template, role_of(body))
         problems += unresolved
         if any(touches(s, "ses") for s in others):
-            problems.append(f"{binary}: has SES rights (only {EMAIL_SENDER} sends email)")
+            problems.append(f"{binary}: has SES rights (only {' and '.join(SES_SENDERS)} send email)")
     return problems
 
 
@@ -519,38 +553,53 @@ def rule_trigger_permissions(template):
     return problems
 
 
-def rule_value(node, params):
-    """The value of a Rules expression (Fn::And/Or/Not/Equals/Contains, Ref to a parameter)."""
+def rule_value(node, params, conditions=None):
+    """The value of a Rules or Conditions expression (Fn::And/Or/Not/Equals/Contains, Ref to a
+    parameter), or of a value built from parameters and conditions (Fn::If, with `conditions`,
+    the template's Conditions section)."""
     if isinstance(node, list):
-        return [rule_value(n, params) for n in node]
+        return [rule_value(n, params, conditions) for n in node]
     if isinstance(node, dict) and len(node) == 1:
         (key, arg), = node.items()
         if key == "Ref":
             if arg not in params:
                 raise LookupError(f"Rules: Ref {arg} is not a parameter with a default")
             return params[arg]
+        if key == "Condition" and conditions is not None:
+            if arg not in conditions:
+                raise LookupError(f"no condition {arg}")
+            return rule_value(conditions[arg], params, conditions)
+        if key == "Fn::If" and conditions is not None:
+            name, yes, no = arg
+            return rule_value(yes if rule_value({"Condition": name}, params, conditions) else no,
+                              params, conditions)
         if key == "Fn::Equals":
-            left, right = (rule_value(a, params) for a in arg)
+            left, right = (rule_value(a, params, conditions) for a in arg)
             return left == right
         if key == "Fn::Not":
-            return not rule_value(arg[0], params)
+            return not rule_value(arg[0], params, conditions)
         if key == "Fn::And":
-            return all(rule_value(a, params) for a in arg)
+            return all(rule_value(a, params, conditions) for a in arg)
         if key == "Fn::Or":
-            return any(rule_value(a, params) for a in arg)
+            return any(rule_value(a, params, conditions) for a in arg)
         if key == "Fn::Contains":
             items, value = arg
-            return rule_value(value, params) in rule_value(items, params)
+            return rule_value(value, params, conditions) in rule_value(items, params, conditions)
         if key.startswith("Fn::"):
             raise LookupError(f"Rules: {key} is not evaluated by this checker")
     return node if isinstance(node, (str, bool)) else str(node)
 
 
+def default_parameters(template):
+    """Parameter name -> its default, as the string CloudFormation compares."""
+    return {name: (("true" if spec["Default"] else "false") if isinstance(spec["Default"], bool)
+                   else str(spec["Default"]))
+            for name, spec in template.get("Parameters", {}).items() if "Default" in spec}
+
+
 def rule_template_rules_accept_defaults(template):
     """(i) the template's Rules (what CloudFormation refuses) accept the parameters' defaults."""
-    params = {name: (("true" if spec["Default"] else "false") if isinstance(spec["Default"], bool)
-                     else str(spec["Default"]))
-              for name, spec in template.get("Parameters", {}).items() if "Default" in spec}
+    params = default_parameters(template)
     problems = []
     for name, rule in sorted((template.get("Rules") or {}).items()):
         if "RuleCondition" in rule and not rule_value(rule["RuleCondition"], params):
@@ -563,8 +612,121 @@ def rule_template_rules_accept_defaults(template):
     return problems
 
 
+def api_operations(api):
+    """(path, method, operation) of every operation in an AWS::ApiGatewayV2::Api's OpenAPI Body,
+    through the Fn::If that SAM puts around the routes of a function under a Condition."""
+    found = []
+    body = props(api).get("Body") or {}
+    for path, item in sorted((body.get("paths") or {}).items()):
+        for entry in branches(item):
+            for method, operation in sorted((entry or {}).items()):
+                for op in branches(operation):
+                    if isinstance(op, dict):
+                        found.append((path, method, op))
+    return found
+
+
+def integrates(operation, function_name):
+    """Whether an OpenAPI operation's integration invokes the function `function_name`."""
+    integration = operation.get("x-amazon-apigateway-integration") or {}
+    for uri in branches(integration.get("uri")):
+        if target(uri) == function_name:
+            return True
+        sub = uri.get("Fn::Sub") if isinstance(uri, dict) else None
+        text = sub[0] if isinstance(sub, list) else sub
+        if isinstance(text, str) and ("${" + function_name + ".Arn}") in text:
+            return True
+    return False
+
+
+def rule_account_change_api(template):
+    """(j) every route to account-change is behind a JWT authorizer: the Authorization header, issuer this pool, audience its app client(s), the access token's scope; no anonymous route."""
+    problems = []
+    pool_name, _ = the_pool(template)
+    name, _ = function(template, ACCOUNT_CHANGE)
+    clients = {lid for lid, body in resources(template, "AWS::Cognito::UserPoolClient").items()
+               if target(props(body).get("UserPoolId")) == pool_name}
+    issuer = {"Fn::Sub": "https://cognito-idp.${AWS::Region}.amazonaws.com/${" + pool_name + "}"}
+    routes = 0
+    for api_name, api in sorted(resources(template, "AWS::ApiGatewayV2::Api").items()):
+        schemes = ((props(api).get("Body") or {}).get("components") or {}).get("securitySchemes") or {}
+        for path, method, op in api_operations(api):
+            if not integrates(op, name):
+                continue
+            routes += 1
+            where = f"{api_name} {method.upper()} {path}"
+            security = op.get("security")
+            if not isinstance(security, list) or not security:
+                problems.append(f"{where}: no authorizer (security {json.dumps(security)})")
+                continue
+            for requirement in security:
+                if not isinstance(requirement, dict) or len(requirement) != 1:
+                    problems.append(f"{where}: a security alternative that is not one authorizer: "
+                                    f"{json.dumps(requirement)}")
+                    continue
+                (scheme_name, scopes), = requirement.items()
+                scheme = (schemes.get(scheme_name) or {}).get("x-amazon-apigateway-authorizer") or {}
+                if scheme.get("type") != "jwt":
+                    problems.append(f"{where}: {scheme_name} is not a JWT authorizer ({scheme.get('type')})")
+                    continue
+                if scheme.get("identitySource") != AUTHORIZATION_HEADER:
+                    problems.append(f"{where}: {scheme_name} reads the token from {scheme.get('identitySource')}, "
+                                    f"not {AUTHORIZATION_HEADER}")
+                jwt = scheme.get("jwtConfiguration") or {}
+                if jwt.get("issuer") != issuer:
+                    problems.append(f"{where}: {scheme_name}'s issuer is not {json.dumps(issuer)} "
+                                    f"({json.dumps(jwt.get('issuer'))})")
+                audience = as_list(jwt.get("audience"))
+                if not audience or any(target(a) not in clients or "Ref" not in a for a in audience):
+                    problems.append(f"{where}: {scheme_name}'s audience is not Ref of {pool_name}'s app "
+                                    f"client(s) {sorted(clients)} ({json.dumps(audience)})")
+                if scopes != ACCESS_TOKEN_SCOPES:
+                    problems.append(f"{where}: {scheme_name} requires scopes {scopes}, not "
+                                    f"{ACCESS_TOKEN_SCOPES} (the access token's)")
+    for kind in ("AWS::ApiGatewayV2::Integration", "AWS::ApiGatewayV2::Route"):
+        for lid, body in sorted(resources(template, kind).items()):
+            if name in json.dumps(props(body)):
+                problems.append(f"{lid}: a {kind} outside an OpenAPI body names {name} (not checked here)")
+    if routes == 0:
+        problems.append(f"no HTTP API route invokes {ACCOUNT_CHANGE} ({name})")
+    return problems
+
+
+def rule_account_change_mode(template):
+    """(k) the account-change function exists exactly with AccountChange=RecentSignIn, and both senders' ACCOUNT_CHANGE is AccountChange's value."""
+    problems = []
+    spec = template.get("Parameters", {}).get(ACCOUNT_CHANGE_PARAMETER) or {}
+    values = [str(v) for v in spec.get("AllowedValues", [])]
+    if "RecentSignIn" not in values:
+        return [f"{ACCOUNT_CHANGE_PARAMETER}: no parameter with the value RecentSignIn ({values})"]
+    conditions = template.get("Conditions") or {}
+    _, account_change = function(template, ACCOUNT_CHANGE)
+    senders = {}
+    for binary in SENDERS:
+        variables = env(function(template, binary)[1])
+        if "ACCOUNT_CHANGE" in variables:
+            senders[binary] = variables["ACCOUNT_CHANGE"]
+        else:
+            problems.append(f"{binary}: no ACCOUNT_CHANGE")
+    for value in values:
+        params = {**default_parameters(template), ACCOUNT_CHANGE_PARAMETER: value}
+        exists = account_change.get("Condition") is None or rule_value(
+            {"Condition": account_change["Condition"]}, params, conditions)
+        if exists != (value == "RecentSignIn"):
+            problems.append(f"with {ACCOUNT_CHANGE_PARAMETER}={value} the {ACCOUNT_CHANGE} function "
+                            f"{'exists' if exists else 'does not exist'}")
+        for binary, variable in sorted(senders.items()):
+            got = rule_value(variable, params, conditions)
+            if got != value:
+                problems.append(f"{binary}: ACCOUNT_CHANGE={got!r} with {ACCOUNT_CHANGE_PARAMETER}={value}")
+    return problems
+
+
 RULES = [
     rule_verify_leading_keys,
+    rule_account_change_leading_keys,
+    rule_account_change_api,
+    rule_account_change_mode,
     rule_table_actions,
     rule_sms_role_trust,
     rule_dead_letter_key,
@@ -657,6 +819,37 @@ def _permission(t, binary):
         if target(props(body).get("FunctionName")) == name:
             return lid, body
     raise AssertionError(f"mutation: {binary} has no invoke permission")
+
+
+def _account_change_operations(t):
+    """(api, operation) of each route to account-change."""
+    name = function(t, ACCOUNT_CHANGE)[0]
+    found = [(api, op) for api in resources(t, "AWS::ApiGatewayV2::Api").values()
+             for _, _, op in api_operations(api) if integrates(op, name)]
+    assert found, f"mutation: no route invokes {ACCOUNT_CHANGE}"
+    return found
+
+
+def _jwt_authorizer(t):
+    api, op = _account_change_operations(t)[0]
+    scheme = next(iter(op["security"][0]))
+    return props(api)["Body"]["components"]["securitySchemes"][scheme]["x-amazon-apigateway-authorizer"]
+
+
+def _account_change_ses(t):
+    """(statement list, index, the Fn::If element, the SES statement in it) of account-change's role."""
+    for policy in _role(t, ACCOUNT_CHANGE)["Policies"]:
+        statements = as_list(policy["PolicyDocument"]["Statement"])
+        for i, raw in enumerate(statements):
+            for s in branches(raw):
+                if touches(s, "ses"):
+                    return statements, i, raw, s
+    raise AssertionError(f"mutation: {ACCOUNT_CHANGE} has no SES statement")
+
+
+def _unwrap_account_change_ses(t):
+    statements, i, _, s = _account_change_ses(t)
+    statements[i] = s
 
 
 def _set_defaults(t, **defaults):
@@ -799,7 +992,53 @@ MUTATIONS = [
      lambda t: _permission(t, EMAIL_SENDER)[1].update(Condition="HasAlarmTopic")),
     ("verify's permission is for another principal", rule_trigger_permissions,
      lambda t: props(_permission(t, VERIFY)[1]).update(Principal="lambda.amazonaws.com")),
+    ("the email sender loses PutItem (it holds a refused change)", rule_table_actions,
+     lambda t: _table_statements(t, EMAIL_SENDER)[0]["Action"].remove("dynamodb:PutItem")),
+    # (a2) account-change's table rights
+    ("account-change may also DeleteItem", rule_account_change_leading_keys,
+     lambda t: _table_statements(t, ACCOUNT_CHANGE)[0]["Action"].append("dynamodb:DeleteItem")),
+    ("account-change's table statement loses its condition", rule_account_change_leading_keys,
+     lambda t: _table_statements(t, ACCOUNT_CHANGE)[0].pop("Condition")),
+    ("account-change may also touch sent# keys", rule_account_change_leading_keys,
+     lambda t: _table_statements(t, ACCOUNT_CHANGE)[0]["Condition"]["ForAllValues:StringLike"]
+     ["dynamodb:LeadingKeys"].append("sent#*")),
+    ("account-change may GetItem", rule_table_actions,
+     lambda t: _table_statements(t, ACCOUNT_CHANGE)[0]["Action"].append("dynamodb:GetItem")),
+    # (j) the account-change API's authorizer
+    ("a route to account-change without an authorizer (Authorizer: NONE)", rule_account_change_api,
+     lambda t: _account_change_operations(t)[-1][1].pop("security")),
+    ("a route to account-change with an anonymous alternative", rule_account_change_api,
+     lambda t: _account_change_operations(t)[0][1]["security"].append({})),
+    ("the authorizer trusts another pool", rule_account_change_api,
+     lambda t: _jwt_authorizer(t)["jwtConfiguration"].update(
+         issuer="https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Other")),
+    ("the authorizer's audience is a literal client id", rule_account_change_api,
+     lambda t: _jwt_authorizer(t)["jwtConfiguration"].update(audience=["1example23456789abcdefghij"])),
+    ("the authorizer reads the token from the query string", rule_account_change_api,
+     lambda t: _jwt_authorizer(t).update(identitySource="$request.querystring.token")),
+    ("a route accepts ID tokens (no scope)", rule_account_change_api,
+     lambda t: (lambda op: op.update(security=[{next(iter(op["security"][0])): []}]))(
+         _account_change_operations(t)[1][1])),
+    ("a Lambda authorizer instead of the JWT one", rule_account_change_api,
+     lambda t: _jwt_authorizer(t).update(type="request")),
+    # (k) the senders follow AccountChange
+    ("the SMS sender loses ACCOUNT_CHANGE", rule_account_change_mode,
+     lambda t: env(function(t, SENDER)[1]).pop("ACCOUNT_CHANGE")),
+    ("the email sender's ACCOUNT_CHANGE is fixed to AccessToken", rule_account_change_mode,
+     lambda t: env(function(t, EMAIL_SENDER)[1]).update(ACCOUNT_CHANGE="AccessToken")),
+    ("the SMS sender holds changes only with an alarm topic", rule_account_change_mode,
+     lambda t: env(function(t, SENDER)[1]).update(ACCOUNT_CHANGE={"Fn::If": [
+         "HasAlarmTopic", {"Ref": ACCOUNT_CHANGE_PARAMETER}, "AccessToken"]})),
+    ("the account-change function exists with AccessToken too", rule_account_change_mode,
+     lambda t: function(t, ACCOUNT_CHANGE)[1].pop("Condition")),
+    # (f) account-change's SES rights
+    ("account-change may send from any identity", rule_email_sender_ses,
+     lambda t: _account_change_ses(t)[3].update(Resource="*")),
+    ("account-change's SES statement is there without EmailFrom", rule_email_sender_ses,
+     _unwrap_account_change_ses),
     # (i) the template's Rules refuse what Cognito would
+    ("AccountChange RecentSignIn with PhoneNumberChange Immediate", rule_template_rules_accept_defaults,
+     lambda t: _set_defaults(t, AccountChange="RecentSignIn", PhoneNumberChange="Immediate")),
     ("EMAIL MFA without EmailFrom", rule_template_rules_accept_defaults,
      lambda t: _set_defaults(t, **{**EMAIL_ON, "EmailFrom": "", "SesIdentityArn": ""})),
     ("EMAIL MFA on the LITE tier", rule_template_rules_accept_defaults,
@@ -831,6 +1070,9 @@ CONTROLS = [
     ("the email sender on LITE without email MFA", rule_template_rules_accept_defaults,
      lambda t: _set_defaults(t, **{**EMAIL_ON, "MfaMethods": "TOTP", "MfaDefaultPreference": "TOTP",
                                    "UserPoolTier": "LITE"})),
+    ("AccountChange AccessToken with PhoneNumberChange Immediate (Cognito's behaviour)",
+     rule_template_rules_accept_defaults,
+     lambda t: _set_defaults(t, AccountChange="AccessToken", PhoneNumberChange="Immediate")),
 ]
 
 

@@ -9,6 +9,7 @@
 //! Decisions are values ([`SignUpDecision`], [`MfaDecision`]); the callers
 //! perform them.
 
+pub mod account;
 pub mod admin;
 pub mod challenge;
 mod config;

@@ -55,6 +55,8 @@ pub enum Rejection {
     PhoneNotE164,
     PhoneRequiredForSms,
     EmailRequiredForEmailMfa,
+    /// The pool has no MFA (`MFA_CONFIGURATION=OFF`): no preference to set.
+    MfaOff,
 }
 
 impl Rejection {
@@ -72,6 +74,7 @@ impl Rejection {
             Self::MfaRequired => "mfa_required",
             Self::PhoneNotE164 => "phone_not_e164",
             Self::PhoneRequiredForSms => "phone_required_for_sms",
+            Self::MfaOff => "mfa_off",
         }
     }
 
@@ -107,6 +110,7 @@ impl Rejection {
             Self::PhoneRequiredForSms => {
                 "A phone number is required to receive sign-in codes by text message."
             }
+            Self::MfaOff => "Multi-factor authentication is not available for this account.",
         }
     }
 }
@@ -194,7 +198,7 @@ fn check(
     Ok(Some(effective))
 }
 
-fn check_email(rules: &DomainRules, email: Option<&str>) -> Result<(), Rejection> {
+pub(crate) fn check_email(rules: &DomainRules, email: Option<&str>) -> Result<(), Rejection> {
     if rules.is_empty() {
         return Ok(());
     }

@@ -99,3 +99,45 @@ pub trait UserPoolAdmin: Sync {
         device_key: &str,
     ) -> impl Future<Output = Result<(), AdminError>> + Send;
 }
+
+/// The boxed future of [`AddressBook`].
+pub type AddressFuture<'a> =
+    std::pin::Pin<Box<dyn Future<Output = Result<Option<String>, AdminError>> + Send + 'a>>;
+
+/// Where a user can be told about their account: the address in force on
+/// one channel. The custom senders hold it as a trait object (one
+/// `AdminGetUser`, only when they refuse a change), so their dependencies
+/// keep one type whether the look-up is real or a fake.
+pub trait AddressBook: Send + Sync {
+    /// The user's verified `email` (`phone = false`) or verified
+    /// `phone_number` (`phone = true`); `None` when there is none.
+    fn verified_address<'a>(
+        &'a self,
+        pool_id: &'a str,
+        username: &'a str,
+        phone: bool,
+    ) -> AddressFuture<'a>;
+}
+
+impl<T: UserPoolAdmin + Send + Sync> AddressBook for T {
+    fn verified_address<'a>(
+        &'a self,
+        pool_id: &'a str,
+        username: &'a str,
+        phone: bool,
+    ) -> AddressFuture<'a> {
+        Box::pin(async move {
+            let user = self.get_user(pool_id, username).await?;
+            let (name, flag) = if phone {
+                ("phone_number", "phone_number_verified")
+            } else {
+                ("email", "email_verified")
+            };
+            Ok(user
+                .attribute(name)
+                .map(str::trim)
+                .filter(|v| !v.is_empty() && user.attribute(flag) == Some("true"))
+                .map(ToOwned::to_owned))
+        })
+    }
+}

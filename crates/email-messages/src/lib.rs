@@ -19,6 +19,8 @@
 //! This crate is pure (serde, serde_json and thiserror only): the function
 //! reads the override file and hands its text here.
 
+pub mod notice;
+
 use std::collections::BTreeMap;
 use std::fmt;
 

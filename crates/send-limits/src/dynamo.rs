@@ -28,8 +28,9 @@ use aws_sdk_dynamodb::types::{
 use challenge_code::HashingSecret;
 
 use crate::{
-    Admission, EXPIRY_GRACE_SECS, LimitKind, LimitSpec, Limiter, LimiterError, Limits, Outgoing,
-    Reservation, code_failure_key, counter_key, record_pk,
+    ALLOWANCE_TTL_SECS, ALLOWED, AccountChange, Admission, Channel, ContactCheck,
+    EXPIRY_GRACE_SECS, HELD, LimitKind, LimitSpec, Limiter, LimiterError, Limits, Outgoing,
+    Reservation, account_changes_key, code_failure_key, contact_key, counter_key, record_pk,
 };
 
 /// Attempts of one decision when transactions conflict.
@@ -83,6 +84,8 @@ enum Role {
     Record,
     Limit(LimitKind, LimitSpec),
     Lockout,
+    Contact,
+    Grant,
 }
 
 impl DynamoLimiter {
@@ -127,6 +130,28 @@ impl DynamoLimiter {
         Ok(Self::from_config(sdk, limits, key))
     }
 
+    /// One counter's conditional `ADD` in a transaction: refused once the
+    /// window's count is reached.
+    fn count_one(
+        &self,
+        key: String,
+        spec: LimitSpec,
+        now: u64,
+    ) -> Result<TransactWriteItem, LimiterError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(key))
+            .update_expression("ADD #n :one SET expires_at = :expires")
+            .condition_expression("attribute_not_exists(#n) OR #n < :limit")
+            .expression_attribute_names("#n", "n")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":limit", n(u64::from(spec.count)))
+            .expression_attribute_values(":expires", n(spec.window_end(now) + EXPIRY_GRACE_SECS))
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
     /// The transaction's items for `out`, with what each stands for.
     fn items(
         &self,
@@ -134,6 +159,35 @@ impl DynamoLimiter {
     ) -> Result<(Vec<TransactWriteItem>, Vec<Role>), LimiterError> {
         let mut items = Vec::new();
         let mut roles = Vec::new();
+        let condition = match out.contact {
+            ContactCheck::None => None,
+            ContactCheck::Allowance => Some("#state = :allowed AND expires_at >= :now"),
+            ContactCheck::NotHeld => {
+                Some("attribute_not_exists(pk) OR #state = :allowed OR expires_at < :now")
+            }
+        };
+        if let Some(condition) = condition {
+            let check = ConditionCheck::builder()
+                .table_name(&self.table)
+                .key(
+                    "pk",
+                    s(contact_key(
+                        &self.key,
+                        out.channel,
+                        out.pool,
+                        out.user,
+                        out.destination,
+                    )),
+                )
+                .condition_expression(condition)
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":allowed", s(ALLOWED))
+                .expression_attribute_values(":now", n(out.now))
+                .build()
+                .map_err(build_error)?;
+            items.push(TransactWriteItem::builder().condition_check(check).build());
+            roles.push(Role::Contact);
+        }
         if let (Some(pk), Some(dedup)) = (record_pk(&self.key, out), &out.dedup) {
             let mut put = Put::builder()
                 .table_name(&self.table)
@@ -155,21 +209,8 @@ impl DynamoLimiter {
             roles.push(Role::Record);
         }
         for (kind, spec) in self.limits.send_limits(out.channel) {
-            let update = Update::builder()
-                .table_name(&self.table)
-                .key("pk", s(counter_key(&self.key, kind, out, spec)))
-                .update_expression("ADD #n :one SET expires_at = :expires")
-                .condition_expression("attribute_not_exists(#n) OR #n < :limit")
-                .expression_attribute_names("#n", "n")
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":limit", n(u64::from(spec.count)))
-                .expression_attribute_values(
-                    ":expires",
-                    n(spec.window_end(out.now) + EXPIRY_GRACE_SECS),
-                )
-                .build()
-                .map_err(build_error)?;
-            items.push(TransactWriteItem::builder().update(update).build());
+            let key = counter_key(&self.key, kind, out, spec);
+            items.push(self.count_one(key, spec, out.now)?);
             roles.push(Role::Limit(kind, spec));
         }
         if out.check_lockout
@@ -228,9 +269,10 @@ impl DynamoLimiter {
             // the one already sent), then the record (a retry of a send made
             // already), then the narrowest limit.
             let rank = |role: &Role| match role {
-                Role::Lockout => 0,
-                Role::Record => 1,
-                Role::Limit(..) => 2,
+                Role::Contact => 0,
+                Role::Lockout => 1,
+                Role::Record => 2,
+                Role::Limit(..) | Role::Grant => 3,
             };
             let mut order: Vec<usize> = (0..roles.len()).collect();
             order.sort_by_key(|&i| rank(&roles[i]));
@@ -250,6 +292,9 @@ impl DynamoLimiter {
                     },
                     Role::Limit(kind, spec) => Admission::Limited(kind, spec),
                     Role::Lockout => Admission::LockedOut,
+                    Role::Contact => Admission::ContactChangeRefused,
+                    // An unconditional put never fails its condition.
+                    Role::Grant => continue,
                 });
             }
             let conflict = reasons
@@ -326,6 +371,69 @@ impl Limiter for DynamoLimiter {
             return Ok(Admission::Send);
         }
         self.transact(items, &roles).await
+    }
+
+    async fn change_account(&self, change: &AccountChange<'_>) -> Result<Admission, LimiterError> {
+        let mut items = Vec::new();
+        let mut roles = Vec::new();
+        if let Some(spec) = self.limits.account_changes_per_user {
+            let key = account_changes_key(&self.key, change.pool, change.user, spec, change.now);
+            items.push(self.count_one(key, spec, change.now)?);
+            roles.push(Role::Limit(LimitKind::AccountChanges, spec));
+        }
+        if let Some((channel, address)) = change.allowance {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .item(
+                    "pk",
+                    s(contact_key(
+                        &self.key,
+                        channel,
+                        change.pool,
+                        change.user,
+                        address,
+                    )),
+                )
+                .item("state", s(ALLOWED))
+                .item("expires_at", n(change.now + ALLOWANCE_TTL_SECS))
+                .build()
+                .map_err(build_error)?;
+            items.push(TransactWriteItem::builder().put(put).build());
+            roles.push(Role::Grant);
+        }
+        if items.is_empty() {
+            return Ok(Admission::Send);
+        }
+        self.transact(items, &roles).await
+    }
+
+    async fn hold_contact(
+        &self,
+        channel: Channel,
+        pool: &str,
+        user: &str,
+        address: &str,
+        now: u64,
+    ) -> Result<bool, LimiterError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(
+                "pk",
+                s(contact_key(&self.key, channel, pool, user, address)),
+            )
+            .item("state", s(HELD))
+            .item("expires_at", n(now + crate::HOLD_TTL_SECS))
+            .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(unavailable("PutItem", &e)),
+        }
     }
 
     async fn forget(&self, out: &Outgoing<'_>) -> Result<(), LimiterError> {

@@ -29,6 +29,8 @@ pub enum Refusal {
     LockedOut,
     /// The table could not be used and the send fails closed.
     Unavailable(LimiterError),
+    /// A code for a new address that no recent sign-in allowed.
+    ContactChange,
 }
 
 impl Refusal {
@@ -39,6 +41,7 @@ impl Refusal {
             Self::Limited(kind, _) => kind.as_str(),
             Self::LockedOut => "code_lockout",
             Self::Unavailable(_) => "limits_unavailable",
+            Self::ContactChange => "contact_change",
         }
     }
 }
@@ -94,6 +97,13 @@ impl<L: Limiter> SendGate<L> {
             return Verdict::Refused(Refusal::Country(refusal));
         }
         let Some(limiter) = &self.limiter else {
+            // No table, no allowances: a code for a new address is held.
+            if out.contact != crate::ContactCheck::None {
+                return Verdict::Refused(Refusal::Unavailable(LimiterError::Unavailable(
+                    "no limits table is configured, and the account-change allowances live there"
+                        .to_owned(),
+                )));
+            }
             return Verdict::Send { failed_open: false };
         };
         match limiter.admit(out).await {
@@ -101,6 +111,12 @@ impl<L: Limiter> SendGate<L> {
             Ok(Admission::Duplicate { memo }) => Verdict::Duplicate { memo },
             Ok(Admission::Limited(kind, spec)) => Verdict::Refused(Refusal::Limited(kind, spec)),
             Ok(Admission::LockedOut) => Verdict::Refused(Refusal::LockedOut),
+            Ok(Admission::ContactChangeRefused) => Verdict::Refused(Refusal::ContactChange),
+            // Without the table no allowance can be checked: a code for a
+            // new address is never sent on trust.
+            Err(e) if out.contact != crate::ContactCheck::None => {
+                Verdict::Refused(Refusal::Unavailable(e))
+            }
             Err(e) => match mode {
                 FailMode::Open => Verdict::Send { failed_open: true },
                 FailMode::Closed => Verdict::Refused(Refusal::Unavailable(e)),
@@ -138,6 +154,7 @@ mod tests {
                 memo: None,
             }),
             check_lockout: false,
+            contact: crate::ContactCheck::None,
             now: 1_700_000_000,
         }
     }

@@ -57,6 +57,47 @@ pub use memory::MemoryLimiter;
 pub use phone_country::CountryPolicy;
 pub use spec::{Channel, LimitConfigError, LimitKind, LimitSpec, Limits};
 
+/// How long an allowance (or a held change) lasts: the life of the code
+/// Cognito sends to verify a new address (24 hours).
+pub const ALLOWANCE_TTL_SECS: u64 = 24 * 3600;
+/// How long a held change stays held: as long as a refresh token lives in
+/// the template (30 days), so that whoever holds the session cannot ask for
+/// the code of a change still pending in Cognito once a day has passed.
+pub const HOLD_TTL_SECS: u64 = 30 * 86_400;
+
+/// What a send needs from the account-change records (the `contact#` items:
+/// one per pool, user, channel and address, keyed by a keyed hash).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ContactCheck {
+    /// Nothing: sign-up and sign-in codes, notices, and every code while
+    /// `ACCOUNT_CHANGE` is not `RecentSignIn`.
+    #[default]
+    None,
+    /// A code that verifies a new address (`_UpdateUserAttribute`): only
+    /// with an unexpired allowance the account-change API left for this
+    /// user and address.
+    Allowance,
+    /// A verification code asked again (`_VerifyUserAttribute`): refused
+    /// while a change to this address is held (a sender refused its
+    /// `_UpdateUserAttribute`) and no allowance replaced it. The first
+    /// verification of the address a user signed up with has no record and
+    /// goes out.
+    NotHeld,
+}
+
+/// One change through the account-change API: counted against
+/// `ACCOUNT_CHANGES_PER_USER` and, for a new address, the allowance that
+/// lets the senders deliver its verification code, in one transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountChange<'a> {
+    pub pool: &'a str,
+    pub user: &'a str,
+    /// The new address and its channel (`None` for an MFA preference).
+    pub allowance: Option<(Channel, &'a str)>,
+    /// Unix seconds.
+    pub now: u64,
+}
+
 /// How long a custom-sender send is remembered for de-duplication: longer
 /// than Lambda's retries of an asynchronous event under the template's
 /// 3-minute event age.
@@ -113,6 +154,8 @@ pub struct Outgoing<'a> {
     pub destination_verified: bool,
     /// `None` sends without de-duplication.
     pub dedup: Option<Dedup>,
+    /// What the send needs from the account-change records.
+    pub contact: ContactCheck,
     /// Refuse while the user's wrong codes reach `CODE_FAILURES_PER_USER`
     /// (a sign-in code: no new code for a locked-out user).
     pub check_lockout: bool,
@@ -133,6 +176,9 @@ pub enum Admission {
     /// The user's wrong codes reached `CODE_FAILURES_PER_USER`: send
     /// nothing. Nothing was counted.
     LockedOut,
+    /// A code for a new address that no recent sign-in allowed
+    /// ([`ContactCheck`]): send nothing. Nothing was counted.
+    ContactChangeRefused,
 }
 
 /// A wrong-code attempt reserved before the answer is checked.
@@ -151,7 +197,7 @@ pub enum Reservation {
 pub enum LimiterError {
     /// DynamoDB could not be reached or answered with an error after the
     /// bounded retries; the caller decides to fail open or closed.
-    #[error("the SMS limits table could not be used: {0}")]
+    #[error("the limits table could not be used: {0}")]
     Unavailable(String),
 }
 
@@ -215,7 +261,69 @@ pub trait Limiter: Sync {
         now: u64,
         record: Option<&str>,
     ) -> impl Future<Output = Result<(), LimiterError>> + Send;
+
+    /// Counts one account change against `ACCOUNT_CHANGES_PER_USER` and
+    /// records its allowance, all or nothing: [`Admission::Send`] when
+    /// both are written, [`Admission::Limited`] (nothing written) when the
+    /// window's count is reached.
+    fn change_account(
+        &self,
+        change: &AccountChange<'_>,
+    ) -> impl Future<Output = Result<Admission, LimiterError>> + Send;
+
+    /// Records that a change to `address` was refused (held) for
+    /// [`HOLD_TTL_SECS`], unless an unexpired record is there already.
+    /// `true` when this call wrote it: the first refusal, whose notice goes
+    /// out (later ones while it holds send none).
+    fn hold_contact(
+        &self,
+        channel: Channel,
+        pool: &str,
+        user: &str,
+        address: &str,
+        now: u64,
+    ) -> impl Future<Output = Result<bool, LimiterError>> + Send;
 }
+
+/// The `ACCOUNT_CHANGES_PER_USER` counter of a user, in the window of `now`.
+pub(crate) fn account_changes_key(
+    key: &HashingSecret,
+    pool: &str,
+    user: &str,
+    spec: LimitSpec,
+    now: u64,
+) -> String {
+    let out = Outgoing {
+        channel: Channel::Email,
+        pool,
+        user,
+        destination: "",
+        destination_verified: false,
+        dedup: None,
+        contact: ContactCheck::None,
+        check_lockout: false,
+        now,
+    };
+    counter_key(key, LimitKind::AccountChanges, &out, spec)
+}
+
+/// The `contact#` item of one user's address.
+pub(crate) fn contact_key(
+    key: &HashingSecret,
+    channel: Channel,
+    pool: &str,
+    user: &str,
+    address: &str,
+) -> String {
+    format!(
+        "contact#{}",
+        key.keyed_hex(&["contact", channel.as_str(), pool, user, address])
+    )
+}
+
+/// The state a `contact#` item holds.
+pub(crate) const ALLOWED: &str = "allowed";
+pub(crate) const HELD: &str = "held";
 
 /// Whether `failures` wrong codes lock the user out under `limits`.
 pub fn is_locked_out(limits: &Limits, failures: u32) -> bool {
@@ -238,6 +346,7 @@ pub(crate) fn counter_key(
         LimitKind::Phone | LimitKind::Address => key.keyed_hex(&["destination", out.destination]),
         LimitKind::User | LimitKind::EmailUser => key.keyed_hex(&["user", out.pool, out.user]),
         LimitKind::Pool | LimitKind::EmailPool => key.keyed_hex(&["pool", out.pool]),
+        LimitKind::AccountChanges => key.keyed_hex(&["account-changes", out.pool, out.user]),
     };
     format!(
         "{}#{}#{}#{}",
@@ -310,6 +419,7 @@ mod tests {
                 memo: None,
             }),
             check_lockout: false,
+            contact: ContactCheck::None,
             now,
         }
     }

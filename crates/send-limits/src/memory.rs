@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use challenge_code::HashingSecret;
 
 use crate::{
-    Admission, Limiter, LimiterError, Limits, Outgoing, Reservation, code_failure_key, counter_key,
-    record_pk,
+    ALLOWANCE_TTL_SECS, ALLOWED, AccountChange, Admission, Channel, ContactCheck, HELD, LimitKind,
+    Limiter, LimiterError, Limits, Outgoing, Reservation, account_changes_key, code_failure_key,
+    contact_key, counter_key, record_pk,
 };
 
 #[derive(Debug, Clone, Default)]
@@ -17,6 +18,8 @@ struct Entry {
     count: u32,
     expires_at: u64,
     memo: Option<String>,
+    /// A `contact#` item's state (`allowed` or `held`).
+    state: Option<&'static str>,
 }
 
 /// Clones share the same counters.
@@ -89,8 +92,28 @@ impl Limiter for MemoryLimiter {
 
     async fn admit(&self, out: &Outgoing<'_>) -> Result<Admission, LimiterError> {
         let mut entries = self.lock()?;
-        // Every condition first, in the table's order (the lockout, the
-        // record, the limits narrowest first); then every write.
+        // Every condition first, in the table's order (the account-change
+        // record, the lockout, the record, the limits narrowest first); then
+        // every write.
+        if out.contact != ContactCheck::None {
+            let item = entries
+                .get(&contact_key(
+                    &self.key,
+                    out.channel,
+                    out.pool,
+                    out.user,
+                    out.destination,
+                ))
+                .filter(|e| e.expires_at >= out.now);
+            let passes = match out.contact {
+                ContactCheck::None => true,
+                ContactCheck::Allowance => item.is_some_and(|e| e.state == Some(ALLOWED)),
+                ContactCheck::NotHeld => item.is_none_or(|e| e.state == Some(ALLOWED)),
+            };
+            if !passes {
+                return Ok(Admission::ContactChangeRefused);
+            }
+        }
         if out.check_lockout
             && let Some(spec) = self.limits.code_failures_per_user
             && entries
@@ -128,6 +151,7 @@ impl Limiter for MemoryLimiter {
                     count: 1,
                     expires_at: out.now + dedup.ttl,
                     memo: dedup.memo.clone(),
+                    state: None,
                 },
             );
         }
@@ -137,6 +161,61 @@ impl Limiter for MemoryLimiter {
             e.expires_at = spec.window_end(out.now);
         }
         Ok(Admission::Send)
+    }
+
+    async fn change_account(&self, change: &AccountChange<'_>) -> Result<Admission, LimiterError> {
+        let mut entries = self.lock()?;
+        let counter = self.limits.account_changes_per_user.map(|spec| {
+            (
+                spec,
+                account_changes_key(&self.key, change.pool, change.user, spec, change.now),
+            )
+        });
+        if let Some((spec, key)) = &counter
+            && entries.get(key).is_some_and(|e| e.count >= spec.count)
+        {
+            return Ok(Admission::Limited(LimitKind::AccountChanges, *spec));
+        }
+        if let Some((spec, key)) = counter {
+            let e = entries.entry(key).or_default();
+            e.count += 1;
+            e.expires_at = spec.window_end(change.now);
+        }
+        if let Some((channel, address)) = change.allowance {
+            entries.insert(
+                contact_key(&self.key, channel, change.pool, change.user, address),
+                Entry {
+                    expires_at: change.now + ALLOWANCE_TTL_SECS,
+                    state: Some(ALLOWED),
+                    ..Entry::default()
+                },
+            );
+        }
+        Ok(Admission::Send)
+    }
+
+    async fn hold_contact(
+        &self,
+        channel: Channel,
+        pool: &str,
+        user: &str,
+        address: &str,
+        now: u64,
+    ) -> Result<bool, LimiterError> {
+        let mut entries = self.lock()?;
+        let key = contact_key(&self.key, channel, pool, user, address);
+        if entries.get(&key).is_some_and(|e| e.expires_at >= now) {
+            return Ok(false);
+        }
+        entries.insert(
+            key,
+            Entry {
+                expires_at: now + crate::HOLD_TTL_SECS,
+                state: Some(HELD),
+                ..Entry::default()
+            },
+        );
+        Ok(true)
     }
 
     async fn forget(&self, out: &Outgoing<'_>) -> Result<(), LimiterError> {
@@ -245,6 +324,7 @@ mod tests {
                 memo: Some(format!("memo-{d}")),
             }),
             check_lockout: false,
+            contact: ContactCheck::None,
             now,
         }
     }

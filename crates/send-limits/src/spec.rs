@@ -12,6 +12,11 @@ pub const EMAIL_PER_ADDRESS_VAR: &str = "EMAIL_LIMIT_PER_ADDRESS";
 pub const EMAIL_PER_USER_VAR: &str = "EMAIL_LIMIT_PER_USER";
 pub const EMAIL_PER_POOL_VAR: &str = "EMAIL_LIMIT_PER_POOL";
 pub const CODE_FAILURES_VAR: &str = "CODE_FAILURES_PER_USER";
+/// Changes through the account-change API per user (email, phone, MFA
+/// preference); counted in the same table.
+pub const ACCOUNT_CHANGES_VAR: &str = "ACCOUNT_CHANGES_PER_USER";
+/// The account-change API's limit when the variable is unset.
+pub const DEFAULT_ACCOUNT_CHANGES: &str = "5/1d";
 /// The limits table, for both channels.
 pub const TABLE_VAR: &str = "LIMIT_TABLE";
 /// The table's former name, still read when `LIMIT_TABLE` is not set.
@@ -37,7 +42,7 @@ impl LimitSpec {
         self.window_start(now) + self.window_secs
     }
 
-    /// `N/<number><s|m|h>`.
+    /// `N/<number><s|m|h|d>`.
     pub fn parse(text: &str) -> Option<Self> {
         let (count, window) = text.trim().split_once('/')?;
         let count: u32 = count.trim().parse().ok().filter(|c| *c > 0)?;
@@ -48,6 +53,7 @@ impl LimitSpec {
             's' => number,
             'm' => number.checked_mul(60)?,
             'h' => number.checked_mul(3600)?,
+            'd' => number.checked_mul(86_400)?,
             _ => return None,
         };
         (seconds > 0 && seconds <= 7 * 86_400).then_some(Self {
@@ -60,7 +66,9 @@ impl LimitSpec {
 impl fmt::Display for LimitSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let w = self.window_secs;
-        if w.is_multiple_of(3600) {
+        if w.is_multiple_of(86_400) {
+            write!(f, "{}/{}d", self.count, w / 86_400)
+        } else if w.is_multiple_of(3600) {
             write!(f, "{}/{}h", self.count, w / 3600)
         } else if w.is_multiple_of(60) {
             write!(f, "{}/{}m", self.count, w / 60)
@@ -77,6 +85,15 @@ pub enum Channel {
     Email,
 }
 
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sms => "sms",
+            Self::Email => "email",
+        }
+    }
+}
+
 /// Which send limit refused. SMS and email have limits of their own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum LimitKind {
@@ -86,6 +103,9 @@ pub enum LimitKind {
     Address,
     EmailUser,
     EmailPool,
+    /// `ACCOUNT_CHANGES_PER_USER`: not a send limit; the account-change
+    /// API's own.
+    AccountChanges,
 }
 
 impl LimitKind {
@@ -97,6 +117,7 @@ impl LimitKind {
             Self::User | Self::EmailUser => "per_user",
             Self::Pool | Self::EmailPool => "per_pool",
             Self::Address => "per_address",
+            Self::AccountChanges => "account_changes",
         }
     }
 
@@ -109,6 +130,7 @@ impl LimitKind {
             Self::Address => "email_per_address",
             Self::EmailUser => "email_per_user",
             Self::EmailPool => "email_per_pool",
+            Self::AccountChanges => "account_changes",
         }
     }
 
@@ -120,6 +142,7 @@ impl LimitKind {
             Self::Address => EMAIL_PER_ADDRESS_VAR,
             Self::EmailUser => EMAIL_PER_USER_VAR,
             Self::EmailPool => EMAIL_PER_POOL_VAR,
+            Self::AccountChanges => ACCOUNT_CHANGES_VAR,
         }
     }
 
@@ -154,6 +177,8 @@ pub struct Limits {
     pub email_per_user: Option<LimitSpec>,
     pub email_per_pool: Option<LimitSpec>,
     pub code_failures_per_user: Option<LimitSpec>,
+    /// `ACCOUNT_CHANGES_PER_USER` (read by account-change only).
+    pub account_changes_per_user: Option<LimitSpec>,
     /// `LIMIT_TABLE` (or `SMS_LIMIT_TABLE`); `None` with no limit set
     /// (replay, a bare local run).
     pub table: Option<String>,
@@ -181,6 +206,7 @@ impl Limits {
             email_per_user: read(EMAIL_PER_USER_VAR)?,
             email_per_pool: read(EMAIL_PER_POOL_VAR)?,
             code_failures_per_user: read(CODE_FAILURES_VAR)?,
+            account_changes_per_user: read(ACCOUNT_CHANGES_VAR)?,
             table: [TABLE_VAR, SMS_TABLE_VAR].into_iter().find_map(|var| {
                 source
                     .value(var)
@@ -197,6 +223,7 @@ impl Limits {
                 (EMAIL_PER_USER_VAR, limits.email_per_user),
                 (EMAIL_PER_POOL_VAR, limits.email_per_pool),
                 (CODE_FAILURES_VAR, limits.code_failures_per_user),
+                (ACCOUNT_CHANGES_VAR, limits.account_changes_per_user),
             ] {
                 if spec.is_some() {
                     return Err(LimitConfigError::NoTable { variable });
@@ -238,13 +265,17 @@ mod tests {
             ("10/1h", 10, 3600),
             ("300/1m", 300, 60),
             (" 3 / 30s ", 3, 30),
+            ("5/1d", 5, 86_400),
+            ("1/7d", 1, 604_800),
         ] {
             let s = LimitSpec::parse(text).unwrap_or_else(|| panic!("{text}"));
             assert_eq!((s.count, s.window_secs), (count, secs), "{text}");
         }
         assert_eq!(LimitSpec::parse("5/15m").unwrap().to_string(), "5/15m");
+        assert_eq!(LimitSpec::parse("5/24h").unwrap().to_string(), "5/1d");
         for bad in [
             "", "5", "0/1m", "5/0m", "5/15", "5/15d", "x/1m", "5/m", "5/8d", "5/200h", "-1/1m",
+            "5/1w",
         ] {
             assert_eq!(LimitSpec::parse(bad), None, "{bad:?}");
         }

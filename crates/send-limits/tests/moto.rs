@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use challenge_code::HashingSecret;
 use harness::fault_proxy::FaultProxy;
 use send_limits::{
-    Admission, Channel, Dedup, DynamoLimiter, LimitKind, LimitSpec, Limiter, Limits, Outgoing,
-    RecordKind, Reservation,
+    AccountChange, Admission, Channel, ContactCheck, Dedup, DynamoLimiter, LimitKind, LimitSpec,
+    Limiter, Limits, MemoryLimiter, Outgoing, RecordKind, Reservation,
 };
 
 fn key() -> HashingSecret {
@@ -57,6 +57,7 @@ fn send<'a>(phone: &'a str, user: &'a str, now: u64, dedup: Option<String>) -> O
             memo: None,
         }),
         check_lockout: false,
+        contact: ContactCheck::None,
         now,
     }
 }
@@ -365,6 +366,7 @@ async fn challenge_records_and_the_lockout_in_one_transaction() {
             memo: Some(format!("stamp-{at}")),
         }),
         check_lockout: true,
+        contact: ContactCheck::None,
         now: at,
     };
     assert_eq!(
@@ -479,4 +481,152 @@ async fn scan_keys(
         .iter()
         .filter_map(|i| i.get("pk").and_then(|v| v.as_s().ok()).cloned())
         .collect()
+}
+
+/// The account-change records, the same for the table and the in-memory
+/// limiter: an allowance lets exactly its user's code for exactly that
+/// address through; a held change stops the code asked again; the change
+/// limit counts and refuses without writing the allowance.
+async fn account_changes_behave<L: Limiter>(l: &L, t: u64) {
+    let code = |user: &'static str, address: &'static str, contact: ContactCheck| Outgoing {
+        pool: "us-east-1_Limits",
+        user,
+        channel: Channel::Email,
+        destination: address,
+        destination_verified: false,
+        dedup: None,
+        check_lockout: false,
+        contact,
+        now: t,
+    };
+    // Nobody allowed it: the update code is refused, nothing counted.
+    assert_eq!(
+        l.admit(&code("alice", "new@example.com", ContactCheck::Allowance))
+            .await,
+        Ok(Admission::ContactChangeRefused)
+    );
+    // An address she signed up with has no record: its code is asked again freely.
+    assert_eq!(
+        l.admit(&code("alice", "first@example.com", ContactCheck::NotHeld))
+            .await,
+        Ok(Admission::Send)
+    );
+    // The first refusal holds the change and says so once.
+    assert_eq!(
+        l.hold_contact(
+            Channel::Email,
+            "us-east-1_Limits",
+            "alice",
+            "evil@example.com",
+            t
+        )
+        .await,
+        Ok(true)
+    );
+    assert_eq!(
+        l.hold_contact(
+            Channel::Email,
+            "us-east-1_Limits",
+            "alice",
+            "evil@example.com",
+            t + 5
+        )
+        .await,
+        Ok(false)
+    );
+    assert_eq!(
+        l.admit(&code("alice", "evil@example.com", ContactCheck::NotHeld))
+            .await,
+        Ok(Admission::ContactChangeRefused)
+    );
+    // A day later it still holds; after the hold's 30 days it is gone.
+    let mut day = code("alice", "evil@example.com", ContactCheck::NotHeld);
+    day.now = t + send_limits::ALLOWANCE_TTL_SECS + 1;
+    assert_eq!(l.admit(&day).await, Ok(Admission::ContactChangeRefused));
+    let mut later = code("alice", "evil@example.com", ContactCheck::NotHeld);
+    later.now = t + send_limits::HOLD_TTL_SECS + 1;
+    assert_eq!(l.admit(&later).await, Ok(Admission::Send));
+    // The API's change leaves an allowance for that user and address only.
+    for _ in 0..2 {
+        assert_eq!(
+            l.change_account(&AccountChange {
+                pool: "us-east-1_Limits",
+                user: "alice",
+                allowance: Some((Channel::Email, "new@example.com")),
+                now: t,
+            })
+            .await,
+            Ok(Admission::Send)
+        );
+    }
+    assert_eq!(
+        l.admit(&code("alice", "new@example.com", ContactCheck::Allowance))
+            .await,
+        Ok(Admission::Send)
+    );
+    assert_eq!(
+        l.admit(&code("alice", "new@example.com", ContactCheck::NotHeld))
+            .await,
+        Ok(Admission::Send)
+    );
+    assert_eq!(
+        l.admit(&code("mallory", "new@example.com", ContactCheck::Allowance))
+            .await,
+        Ok(Admission::ContactChangeRefused)
+    );
+    let mut sms = code("alice", "new@example.com", ContactCheck::Allowance);
+    sms.channel = Channel::Sms;
+    assert_eq!(l.admit(&sms).await, Ok(Admission::ContactChangeRefused));
+    // An allowance outlives neither its day...
+    let mut expired = code("alice", "new@example.com", ContactCheck::Allowance);
+    expired.now = t + send_limits::ALLOWANCE_TTL_SECS + 1;
+    assert_eq!(l.admit(&expired).await, Ok(Admission::ContactChangeRefused));
+    // ...nor does a third change get through a limit of 2/1d, and a
+    // refused change leaves no allowance.
+    assert_eq!(
+        l.change_account(&AccountChange {
+            pool: "us-east-1_Limits",
+            user: "alice",
+            allowance: Some((Channel::Sms, "+14155550123")),
+            now: t,
+        })
+        .await,
+        Ok(Admission::Limited(
+            LimitKind::AccountChanges,
+            LimitSpec::parse("2/1d").unwrap()
+        ))
+    );
+    let mut phone = code("alice", "+14155550123", ContactCheck::Allowance);
+    phone.channel = Channel::Sms;
+    assert_eq!(l.admit(&phone).await, Ok(Admission::ContactChangeRefused));
+    // Another user has a budget of their own.
+    assert_eq!(
+        l.change_account(&AccountChange {
+            pool: "us-east-1_Limits",
+            user: "bob",
+            allowance: None,
+            now: t,
+        })
+        .await,
+        Ok(Admission::Send)
+    );
+}
+
+fn change_limits() -> Limits {
+    Limits {
+        account_changes_per_user: LimitSpec::parse("2/1d"),
+        table: Some("t".into()),
+        ..Limits::default()
+    }
+}
+
+#[tokio::test]
+async fn account_changes_in_the_table() {
+    let (l, _proxy) = limiter(change_limits()).await;
+    account_changes_behave(&l, now()).await;
+}
+
+#[tokio::test]
+async fn account_changes_in_memory() {
+    account_changes_behave(&MemoryLimiter::new(change_limits()), now()).await;
 }

@@ -26,6 +26,7 @@
 use auth_policy::ConfigSource;
 use auth_policy::redact::mask_email;
 use code_decrypt::{CodeDecryptor, DecryptError};
+use contact_guard::ContactGuard;
 use email_delivery::{EmailError, EmailSender};
 use email_messages::{MessageKind, TEMPLATES_FILE_VAR, TemplateError, Templates};
 use lambda_host::events::EventError;
@@ -45,6 +46,9 @@ pub struct Deps<D, S, L> {
     pub sender: S,
     pub templates: Templates,
     pub gate: SendGate<L>,
+    /// Present with `ACCOUNT_CHANGE=RecentSignIn`: the code of a new
+    /// address goes out only with the account-change API's allowance.
+    pub contact_guard: Option<ContactGuard>,
 }
 
 #[derive(Debug, Error)]
@@ -85,6 +89,7 @@ fn describe(refusal: &Refusal) -> String {
         ),
         Refusal::Country(c) => format!("the country policy refuses it ({})", c.as_str()),
         Refusal::LockedOut => "the user's wrong codes reached CODE_FAILURES_PER_USER".to_owned(),
+        Refusal::ContactChange => "a code for a new address that no recent sign-in allowed (ACCOUNT_CHANGE=RecentSignIn: change it through the account-change API)".to_owned(),
     }
 }
 
@@ -119,6 +124,10 @@ impl SenderError {
                 refusal: Refusal::LockedOut,
                 ..
             } => "CodeLockout",
+            Self::Refused {
+                refusal: Refusal::ContactChange,
+                ..
+            } => "ContactChangeRefused",
         }
     }
 
@@ -128,7 +137,10 @@ impl SenderError {
         matches!(
             self,
             Self::Refused {
-                refusal: Refusal::Limited(..) | Refusal::Country(_) | Refusal::LockedOut,
+                refusal: Refusal::Limited(..)
+                    | Refusal::Country(_)
+                    | Refusal::LockedOut
+                    | Refusal::ContactChange,
                 ..
             }
         )
@@ -364,6 +376,15 @@ where
             memo: None,
         }),
         check_lockout: false,
+        contact: match &deps.contact_guard {
+            Some(_) => contact_guard::check_for(
+                source
+                    .as_str()
+                    .strip_prefix("CustomEmailSender_")
+                    .unwrap_or_default(),
+            ),
+            None => send_limits::ContactCheck::None,
+        },
         now: unix_now(),
     };
     // The gate and the decryption go out together (the table and KMS at
@@ -384,6 +405,14 @@ where
             lambda_host::metrics::count("EmailDuplicate", &[]);
             return Ok(Delivered::AlreadySent);
         }
+        Verdict::Refused(Refusal::ContactChange) => {
+            lambda_host::metrics::count("ContactChangeRefused", &[("Channel", "email")]);
+            tell_the_address_in_force(deps, event, &outgoing, email).await;
+            return Err(SenderError::Refused {
+                masked: mask_email(email),
+                refusal: Refusal::ContactChange,
+            });
+        }
         Verdict::Refused(refusal) => {
             lambda_host::metrics::count("EmailRefused", &[("Reason", refusal.as_str())]);
             return Err(SenderError::Refused {
@@ -402,6 +431,52 @@ where
         Err(_) => deps.gate.send_failed(&outgoing).await,
     }
     result.map(|()| Delivered::Sent)
+}
+
+/// After a refused change: the held record, and (on the first refusal of
+/// the address within the day) a notice to the verified email in force.
+/// A notice that cannot be sent is logged; the code stays refused.
+async fn tell_the_address_in_force<D, S, L>(
+    deps: &Deps<D, S, L>,
+    event: &CustomEmailSenderEvent,
+    outgoing: &Outgoing<'_>,
+    attempted: &str,
+) where
+    S: EmailSender,
+    L: Limiter,
+{
+    let Some(guard) = &deps.contact_guard else {
+        return;
+    };
+    let Some(current) = guard
+        .held(
+            deps.gate.limiter.as_ref(),
+            Channel::Email,
+            outgoing.pool,
+            outgoing.user,
+            outgoing.destination,
+            outgoing.now,
+        )
+        .await
+    else {
+        return;
+    };
+    let masked = mask_email(attempted);
+    let when = email_messages::notice::utc_minute(outgoing.now);
+    let notice = contact_guard::refused_notice(Channel::Email, &masked, &when);
+    let m = email_messages::notice::notice_email(&notice, event.attribute("locale"));
+    match deps
+        .sender
+        .send(&current, &m.subject, &m.text, &m.html)
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(to = %mask_email(&current), "the address in force was told of the refused change")
+        }
+        Err(e) => {
+            tracing::warn!(to = %mask_email(&current), error_type = e.kind(), "the notice of a refused change could not be sent: {e}")
+        }
+    }
 }
 
 /// The secret the message carries: the decrypted code (or temporary

@@ -22,6 +22,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     .await?;
     let settings = lambda_host::init(SesSettings::from_source(&lambda_host::env_var)).await?;
     let limits = lambda_host::init(Limits::from_source(&lambda_host::env_var)).await?;
+    let guarded = lambda_host::init(contact_guard::sender_mode(
+        &lambda_host::env_var,
+        limits.table.is_some(),
+    ))
+    .await?;
     // KMS then SES, one after the other: each is bounded by the budget's
     // 2 s operation timeout (retries of a throttled send included). Every
     // client runs its requests on sdk-config's I/O thread: the Encryption SDK
@@ -39,6 +44,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         templates,
         // Email has no country policy: the gate's is left open.
         gate: SendGate::new(CountryPolicy::default(), limiter),
+        contact_guard: guarded.then(|| {
+            contact_guard::ContactGuard::new(cognito_admin::CognitoAdmin::new(
+                aws_sdk_cognitoidentityprovider::Client::new(&sdk),
+            ))
+        }),
     };
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         custom_email_sender::handle(deps, event.payload).await

@@ -19,6 +19,7 @@ async fn deps(limits: Option<Limits>) -> Deps<code_decrypt::EsdkDecryptor, Outbo
         sender: Outbox::new(),
         templates: Templates::built_in().unwrap(),
         gate: SendGate::new(Default::default(), limits.map(MemoryLimiter::new)),
+        contact_guard: None,
     }
 }
 

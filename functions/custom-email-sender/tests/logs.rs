@@ -88,6 +88,7 @@ async fn a_full_run_logs_no_code_password_or_address() {
         sender: SesSender::new(aws_sdk_sesv2::Client::new(&sdk), settings),
         templates: Templates::built_in().unwrap(),
         gate: SendGate::new(Default::default(), limiter),
+        contact_guard: None,
     };
     let unverified = Deps {
         decryptor: EsdkDecryptor::with_kms(kms.clone(), &key_arn)
@@ -102,6 +103,7 @@ async fn a_full_run_logs_no_code_password_or_address() {
         ),
         templates: Templates::built_in().unwrap(),
         gate: SendGate::<send_limits::MemoryLimiter>::new(Default::default(), None),
+        contact_guard: None,
     };
     let keyring = kms_keyring(kms.clone(), &key_arn).await.unwrap();
     let encrypt = |plaintext: &'static str, pool: &'static str| {

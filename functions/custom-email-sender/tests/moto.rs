@@ -118,6 +118,7 @@ async fn env_with<L>(from: String, gate: SendGate<L>) -> Env<L> {
             sender: SesSender::new(ses, settings),
             templates: Templates::built_in().unwrap(),
             gate,
+            contact_guard: None,
         },
         requests,
         kms,

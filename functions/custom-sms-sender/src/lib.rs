@@ -23,6 +23,7 @@
 
 use auth_policy::redact::mask_phone;
 use code_decrypt::{CodeDecryptor, DecryptError};
+use contact_guard::ContactGuard;
 use lambda_host::events::EventError;
 use lambda_host::events::custom_sms_sender::{CustomSmsSenderEvent, TRIGGER};
 use lambda_runtime::Diagnostic;
@@ -41,6 +42,9 @@ pub struct Deps<D, S, L> {
     pub sender: S,
     pub messages: Messages,
     pub gate: SendGate<L>,
+    /// Present with `ACCOUNT_CHANGE=RecentSignIn`: the code of a new
+    /// number goes out only with the account-change API's allowance.
+    pub contact_guard: Option<ContactGuard>,
 }
 
 #[derive(Debug, Error)]
@@ -77,6 +81,7 @@ fn describe(refusal: &Refusal) -> String {
         ),
         Refusal::Unavailable(e) => format!("{e}; this kind of SMS is not sent without its limits"),
         Refusal::LockedOut => "the user's wrong codes reached CODE_FAILURES_PER_USER".to_owned(),
+        Refusal::ContactChange => "a code for a new number that no recent sign-in allowed (ACCOUNT_CHANGE=RecentSignIn: change it through the account-change API)".to_owned(),
     }
 }
 
@@ -111,6 +116,10 @@ impl SenderError {
                 refusal: Refusal::LockedOut,
                 ..
             } => "CodeLockout",
+            Self::Refused {
+                refusal: Refusal::ContactChange,
+                ..
+            } => "ContactChangeRefused",
         }
     }
 
@@ -120,7 +129,10 @@ impl SenderError {
         matches!(
             self,
             Self::Refused {
-                refusal: Refusal::Limited(..) | Refusal::Country(_) | Refusal::LockedOut,
+                refusal: Refusal::Limited(..)
+                    | Refusal::Country(_)
+                    | Refusal::LockedOut
+                    | Refusal::ContactChange,
                 ..
             }
         )
@@ -253,6 +265,47 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// After a refused change: the held record, and (on the first refusal of
+/// the number within the day) a notice by SMS to the verified number in
+/// force. A notice that cannot be sent is logged; the code stays refused.
+async fn tell_the_number_in_force<D, S, L>(
+    deps: &Deps<D, S, L>,
+    event: &CustomSmsSenderEvent,
+    outgoing: &Outgoing<'_>,
+) where
+    S: SmsSender,
+    L: Limiter,
+{
+    let Some(guard) = &deps.contact_guard else {
+        return;
+    };
+    let Some(current) = guard
+        .held(
+            deps.gate.limiter.as_ref(),
+            Channel::Sms,
+            outgoing.pool,
+            outgoing.user,
+            outgoing.destination,
+            outgoing.now,
+        )
+        .await
+    else {
+        return;
+    };
+    let masked = mask_phone(outgoing.destination);
+    let when = email_messages::notice::utc_minute(outgoing.now);
+    let notice = contact_guard::refused_notice(Channel::Sms, &masked, &when);
+    let text = email_messages::notice::notice_text(&notice, event.attribute("locale"));
+    match deps.sender.send(&current, &text).await {
+        Ok(_) => {
+            tracing::info!(to = %mask_phone(&current), "the number in force was told of the refused change")
+        }
+        Err(e) => {
+            tracing::warn!(to = %mask_phone(&current), "the notice of a refused change could not be sent: {e}")
+        }
+    }
+}
+
 async fn deliver<D, S, L>(
     deps: &Deps<D, S, L>,
     event: &CustomSmsSenderEvent,
@@ -307,6 +360,15 @@ where
             memo: None,
         }),
         check_lockout: false,
+        contact: match &deps.contact_guard {
+            Some(_) => contact_guard::check_for(
+                source
+                    .as_str()
+                    .strip_prefix("CustomSMSSender_")
+                    .unwrap_or_default(),
+            ),
+            None => send_limits::ContactCheck::None,
+        },
         now: unix_now(),
     };
     // The gate and the decryption go out together: two round trips before
@@ -327,6 +389,14 @@ where
         Verdict::Duplicate { .. } => {
             lambda_host::metrics::count("SmsDuplicate", &[]);
             return Ok(Delivered::AlreadySent);
+        }
+        Verdict::Refused(Refusal::ContactChange) => {
+            lambda_host::metrics::count("ContactChangeRefused", &[("Channel", "sms")]);
+            tell_the_number_in_force(deps, event, &outgoing).await;
+            return Err(SenderError::Refused {
+                masked: mask_phone(phone),
+                refusal: Refusal::ContactChange,
+            });
         }
         Verdict::Refused(refusal) => {
             lambda_host::metrics::count(

@@ -20,6 +20,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let messages = lambda_host::init(Messages::from_source(&lambda_host::env_var)).await?;
     let countries = lambda_host::init(CountryPolicy::from_source(&lambda_host::env_var)).await?;
     let limits = lambda_host::init(Limits::from_source(&lambda_host::env_var)).await?;
+    let guarded = lambda_host::init(contact_guard::sender_mode(
+        &lambda_host::env_var,
+        limits.table.is_some(),
+    ))
+    .await?;
     // KMS then SNS, one after the other: each is bounded by the budget's
     // 2 s operation timeout, so both fit the function's 5 s timeout. Every
     // client runs its requests on sdk-config's I/O thread: the Encryption SDK
@@ -39,6 +44,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         sender,
         messages,
         gate: SendGate::new(countries, limiter),
+        contact_guard: guarded.then(|| {
+            contact_guard::ContactGuard::new(cognito_admin::CognitoAdmin::new(
+                aws_sdk_cognitoidentityprovider::Client::new(&sdk),
+            ))
+        }),
     };
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         custom_sms_sender::handle(deps, event.payload).await

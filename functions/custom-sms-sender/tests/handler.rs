@@ -17,6 +17,7 @@ async fn deps() -> Deps<code_decrypt::EsdkDecryptor, Outbox, send_limits::Memory
         sender: Outbox::new(),
         messages: Messages::default(),
         gate: send_limits::SendGate::new(Default::default(), None),
+        contact_guard: None,
     }
 }
 

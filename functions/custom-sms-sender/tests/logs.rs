@@ -62,6 +62,7 @@ async fn a_full_run_logs_no_code_password_or_phone_number() {
         sender: SnsSender::new(aws_sdk_sns::Client::new(&sdk), SenderIdentity::default()),
         messages: Messages::default(),
         gate: send_limits::SendGate::<send_limits::MemoryLimiter>::new(Default::default(), None),
+        contact_guard: None,
     };
     let keyring = kms_keyring(kms.clone(), &key_arn).await.unwrap();
     let encrypt = |plaintext: &'static str, pool: &'static str| {

@@ -36,6 +36,7 @@ async fn env() -> Env {
             sender,
             messages: Messages::default(),
             gate: send_limits::SendGate::new(Default::default(), None),
+            contact_guard: None,
         },
         kms,
         key_arn,

@@ -56,12 +56,36 @@ fn secrets_of(event: &Value) -> BTreeSet<String> {
             out.insert(v.trim().to_owned());
         }
     }
+    // The account-change API's new address or number, in its JSON body.
+    if let Some(body) = event["body"].as_str()
+        && let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(body)
+    {
+        for key in ["email", "phone_number"] {
+            if let Some(v) = fields.get(key).and_then(Value::as_str)
+                && v.trim().len() >= 7
+            {
+                out.insert(v.trim().to_owned());
+            }
+        }
+    }
     if let Some(a) = request["challengeAnswer"].as_str()
         && a.trim().len() >= 4
     {
         out.insert(a.trim().to_owned());
     }
     out
+}
+
+/// How old a sample's sign-in is (its `auth_time` against its `iat`), so
+/// that a refused sample stays refused when run now.
+fn sample_age(claims: &Value) -> u64 {
+    let n = |k: &str| {
+        claims[k]
+            .as_str()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    n("iat").saturating_sub(n("auth_time"))
 }
 
 /// Six or more digits in a row (codes in SMS texts).
@@ -107,6 +131,22 @@ async fn no_sample_leaves_a_secret_in_the_logs_at_trace() {
         .send()
         .await
         .expect("CreateEmailIdentity in moto");
+
+    // The account-change API's user (in the moto pool, with an email and a
+    // phone that must not reach a log line either) and its limits table.
+    let account_user = "alice";
+    let account_attributes = [
+        ("email", "alice.secret@example.com"),
+        ("email_verified", "true"),
+        // Not +14155550123: that is the example number of the E.164 hint
+        // users are shown.
+        ("phone_number", "+14155550142"),
+        ("phone_number_verified", "true"),
+    ];
+    harness::moto::new_user(&cognito, &pool_id, account_user, &account_attributes).await;
+    let table =
+        harness::moto::new_limits_table(&harness::moto::dynamodb_client().await, "secrets-in-logs")
+            .await;
 
     let api = RuntimeApi::start().await.unwrap();
     let mut scanned = 0;
@@ -166,6 +206,35 @@ async fn no_sample_leaves_a_secret_in_the_logs_at_trace() {
                     // A sample may reuse a user name: the second create fails, the user is there.
                     let _ = create.send().await;
                     event["userPoolId"] = Value::String(pool_id.clone());
+                }
+            }
+            "account-change" => {
+                for (k, v) in [
+                    ("USER_POOL_ID", pool_id.clone()),
+                    ("LIMIT_TABLE", table.clone()),
+                    ("LIMIT_KEY_SECRET", SECRET.to_owned()),
+                    (
+                        "AWS_ENDPOINT_URL_DYNAMODB",
+                        harness::moto::dynamodb_endpoint(),
+                    ),
+                ] {
+                    env.push((k.to_owned(), v));
+                }
+                for (name, value) in account_attributes {
+                    if name == "email" || name == "phone_number" {
+                        secrets.insert(value.to_owned());
+                    }
+                }
+                if let Some(claims) = event.pointer_mut("/requestContext/authorizer/jwt/claims") {
+                    // The user in the moto pool, signed in just now.
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs());
+                    if claims.get("username").is_some() {
+                        claims["username"] = Value::String(account_user.to_owned());
+                    }
+                    let age = sample_age(claims);
+                    claims["auth_time"] = Value::String((now - age).to_string());
                 }
             }
             _ => {}

@@ -105,6 +105,7 @@ impl Seed {
                     sender: Outbox::new(),
                     templates,
                     gate: SendGate::new(CountryPolicy::default(), Some(limiter(env)?)),
+                    contact_guard: None,
                 })
             });
         Self {
@@ -209,6 +210,7 @@ async fn primed_gate(
             destination_verified: verified,
             dedup: None,
             check_lockout: false,
+            contact: send_limits::ContactCheck::None,
             now: unix_now(),
         };
         for _ in 0..sent_before {

@@ -42,12 +42,18 @@ pub async fn run_function(
         "custom-email-sender" => custom_email_sender(event, env).await,
         "post-confirmation" => post_confirmation(event, env).await,
         "pre-authentication" => pre_authentication(event, env).await,
+        "account-change" => account_change(event, env).await,
         _ => return None,
     })
 }
 
 /// Runs `event` through the handler its `triggerSource` names.
 pub async fn run(event: Value, env: &BTreeMap<String, String>) -> Run {
+    // An API Gateway HTTP API request (the account-change API) has no
+    // triggerSource.
+    if event.pointer("/requestContext/http").is_some() {
+        return account_change(event, env).await;
+    }
     let trigger = lambda_host::events::trigger_source(&event)
         .unwrap_or_default()
         .to_owned();
@@ -277,6 +283,7 @@ async fn custom_sms_sender(event: Value, env: &BTreeMap<String, String>) -> Run 
         sender: outbox.clone(),
         messages,
         gate,
+        contact_guard: None,
     };
     let mut result = custom_sms_sender::handle(&deps, event.clone())
         .await
@@ -330,6 +337,7 @@ async fn custom_email_sender(event: Value, env: &BTreeMap<String, String>) -> Ru
         sender: outbox.clone(),
         templates,
         gate,
+        contact_guard: None,
     };
     let mut result = custom_email_sender::handle(&deps, event.clone())
         .await
@@ -409,6 +417,7 @@ async fn replay_email_gate(
         destination_verified: verified,
         dedup: None,
         check_lockout: false,
+        contact: send_limits::ContactCheck::None,
         now: challenge_code::unix_now(),
     };
     let sent_before: u32 = env
@@ -495,6 +504,7 @@ async fn replay_limiter(
         destination_verified,
         dedup: None,
         check_lockout: false,
+        contact: send_limits::ContactCheck::None,
         now,
     };
     for _ in 0..number(REPLAY_SMS_SENT_BEFORE)? {
@@ -691,5 +701,164 @@ async fn verify_auth_challenge(event: Value, env: &BTreeMap<String, String>) -> 
         }),
         None => Value::Null,
     };
+    Run { result, effects }
+}
+
+/// Replay-only settings of an account-change sample (in its
+/// `.expected.json`'s `env`): `REPLAY_USER_ATTRIBUTES`, a JSON object of the
+/// signed-in user's attributes in the in-memory pool (default: a verified
+/// email and phone, locale `en`); `REPLAY_CHANGES_BEFORE=N`: N changes
+/// counted against `ACCOUNT_CHANGES_PER_USER` before the run.
+pub const REPLAY_USER_ATTRIBUTES: &str = "REPLAY_USER_ATTRIBUTES";
+pub const REPLAY_CHANGES_BEFORE: &str = "REPLAY_CHANGES_BEFORE";
+
+/// The account-change API at the request's own time (`timeEpoch`), with an
+/// in-memory pool, limiter and outboxes. The result's `response` is the
+/// HTTP answer (`statusCode`, the body parsed); the effects are the user's
+/// attributes and MFA afterwards, the notices sent (addresses masked) and
+/// whether the senders would now deliver a code to the new address.
+async fn account_change(event: Value, env: &BTreeMap<String, String>) -> Run {
+    use auth_policy::redact::{mask_email, mask_phone};
+    use send_limits::Limiter;
+    let config = match auth_policy::account::AccountChangeConfig::from_source(env) {
+        Ok(c) => c,
+        Err(e) => return config_failure(e),
+    };
+    let countries = match phone_country::CountryPolicy::from_source(env) {
+        Ok(c) => c,
+        Err(e) => return config_failure(e),
+    };
+    let mut limits = match send_limits::Limits::from_source(env) {
+        Ok(l) => l,
+        Err(e) => return config_failure(e),
+    };
+    if !env.contains_key(send_limits::spec::ACCOUNT_CHANGES_VAR) {
+        limits.account_changes_per_user =
+            send_limits::LimitSpec::parse(send_limits::spec::DEFAULT_ACCOUNT_CHANGES);
+    }
+    limits.table = Some("replay".to_owned());
+    let limiter = send_limits::MemoryLimiter::new(limits);
+    let pool_id = env
+        .get(account_change::POOL_VAR)
+        .cloned()
+        .unwrap_or_else(|| "us-east-1_Replay".to_owned());
+    let user = event
+        .pointer("/requestContext/authorizer/jwt/claims/username")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let attributes: BTreeMap<String, String> = match env.get(REPLAY_USER_ATTRIBUTES) {
+        Some(json) => match serde_json::from_str(json) {
+            Ok(a) => a,
+            Err(e) => return config_failure(format!("{REPLAY_USER_ATTRIBUTES}: {e}")),
+        },
+        None => [
+            ("email", "alice@example.com"),
+            ("email_verified", "true"),
+            ("phone_number", "+14155550123"),
+            ("phone_number_verified", "true"),
+            ("locale", "en"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect(),
+    };
+    let pool = cognito_admin::FakeUserPool::new();
+    pool.add_pool(&pool_id);
+    if !user.is_empty() {
+        pool.add_user(
+            &pool_id,
+            &user,
+            attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+    }
+    let now = event
+        .pointer("/requestContext/timeEpoch")
+        .and_then(Value::as_u64)
+        .map_or(0, |ms| ms / 1000);
+    let before: u32 = env
+        .get(REPLAY_CHANGES_BEFORE)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    for _ in 0..before {
+        let change = send_limits::AccountChange {
+            pool: &pool_id,
+            user: &user,
+            allowance: None,
+            now,
+        };
+        if let Err(e) = limiter.change_account(&change).await {
+            return config_failure(e);
+        }
+    }
+    let email = email_delivery::Outbox::new();
+    let sms = sms_delivery::Outbox::new();
+    let deps = account_change::Deps {
+        config,
+        countries,
+        pool_id: pool_id.clone(),
+        admin: pool.clone(),
+        limiter: limiter.clone(),
+        email: Some(email.clone()),
+        sms: Some(sms.clone()),
+    };
+    let result = account_change::handle_at(&deps, event, now)
+        .await
+        .map(|answer| {
+            let body = answer
+                .get("body")
+                .and_then(Value::as_str)
+                .and_then(|b| serde_json::from_str(b).ok())
+                .unwrap_or(Value::Null);
+            serde_json::json!({"response": {"statusCode": answer["statusCode"], "body": body}})
+        })
+        .map_err(|e| Failure::from(lambda_runtime::Diagnostic::from(e)));
+    let after = pool.user(&pool_id, &user);
+    let attribute = |name: &str| {
+        after
+            .as_ref()
+            .and_then(|u| u.attribute(name).map(ToOwned::to_owned))
+    };
+    // Would the senders now deliver a code to the new address?
+    let (pool_ref, user_ref, limiter_ref) = (&pool_id, &user, &limiter);
+    let allowed = |channel, address: Option<String>| async move {
+        let Some(address) = address else {
+            return false;
+        };
+        let out = send_limits::Outgoing {
+            channel,
+            pool: pool_ref,
+            user: user_ref,
+            destination: &address,
+            destination_verified: false,
+            dedup: None,
+            check_lockout: false,
+            contact: send_limits::ContactCheck::Allowance,
+            now,
+        };
+        matches!(
+            limiter_ref.admit(&out).await,
+            Ok(send_limits::Admission::Send)
+        )
+    };
+    let new_email = attribute("email").map(|e| e.to_lowercase());
+    let new_phone = attribute("phone_number");
+    let effects = serde_json::json!({
+        "attributes": {
+            "email": attribute("email").map(|e| mask_email(&e)),
+            "phone_number": attribute("phone_number").map(|p| mask_phone(&p)),
+            "custom:mfa_preference": attribute(auth_policy::PREFERENCE_ATTRIBUTE),
+        },
+        "mfa": after.as_ref().map(|u| serde_json::to_value(&u.mfa).unwrap_or_default()),
+        "allowance": {
+            "email": allowed(send_limits::Channel::Email, new_email).await,
+            "phone_number": allowed(send_limits::Channel::Sms, new_phone).await,
+        },
+        "notices": {
+            "email": email.emails().into_iter().map(|m| serde_json::json!({"to": mask_email(&m.to), "subject": m.subject})).collect::<Vec<_>>(),
+            "sms": sms.messages().into_iter().map(|m| serde_json::json!({"to": mask_phone(&m.phone), "text": m.text})).collect::<Vec<_>>(),
+        },
+        "calls": pool.calls(),
+    });
     Run { result, effects }
 }
