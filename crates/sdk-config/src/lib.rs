@@ -31,6 +31,9 @@ pub use trust::{BUNDLE_CANDIDATES, Purpose, Trust};
 
 pub mod io_thread;
 pub mod trust;
+pub mod warm;
+
+pub use warm::{Service, WARM_UP_LIMIT, connect_during_init, warm_up};
 
 /// How long one AWS operation may take, retries included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

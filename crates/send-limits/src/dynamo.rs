@@ -89,6 +89,11 @@ enum Role {
 }
 
 impl DynamoLimiter {
+    /// The service the limiter calls, for the init phase's warm-up.
+    pub fn service(&self, sdk: &sdk_config::aws_config::SdkConfig) -> sdk_config::Service {
+        sdk_config::Service::new("dynamodb", "dynamodb", "DYNAMODB", sdk)
+    }
+
     /// `None` when `limits` names no table (no limit is set). `key` is the
     /// limiter's key (`HashingSecret::load_limit_key`).
     pub fn new(client: Client, limits: Limits, key: HashingSecret) -> Option<Self> {

@@ -55,15 +55,33 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         "the allowances for new addresses and ACCOUNT_CHANGES_PER_USER live in that DynamoDB table",
     )))
     .await?;
+    let cognito = aws_sdk_cognitoidentityprovider::Client::new(&sdk);
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let ses_client = aws_sdk_sesv2::Client::new(&sdk);
+    // Its warm path's connections (Cognito, the table; SES or SNS only for
+    // notices), opened before the first request.
+    sdk_config::connect_during_init(
+        &sdk,
+        &[
+            sdk_config::Service::new(
+                "cognito-idp",
+                "cognito-idp",
+                "COGNITO_IDENTITY_PROVIDER",
+                &sdk,
+            ),
+            limiter.service(&sdk),
+        ],
+    )
+    .await;
     let deps = &Deps {
         config,
         countries,
         pool_id,
-        admin: CognitoAdmin::new(aws_sdk_cognitoidentityprovider::Client::new(&sdk)),
+        admin: CognitoAdmin::new(cognito),
         limiter,
-        email: ses.map(|s| SesSender::new(aws_sdk_sesv2::Client::new(&sdk), s)),
+        email: ses.map(|s| SesSender::new(ses_client, s)),
         sms: Some(SnsSender::new(
-            aws_sdk_sns::Client::new(&sdk),
+            sns,
             SenderIdentity::from_source(&lambda_host::env_var),
         )),
     };

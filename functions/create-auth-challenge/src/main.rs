@@ -25,10 +25,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     );
     let secret = lambda_host::init(secret).await?;
     let limiter = lambda_host::init(limiter).await?;
-    let sender = SnsSender::new(
-        aws_sdk_sns::Client::new(&config),
-        SenderIdentity::from_source(&lambda_host::env_var),
-    );
+    let sns = aws_sdk_sns::Client::new(&config);
+    // The warm path's connections (SNS, and the table when limits are on),
+    // opened before the first sign-in waits for them.
+    let mut services = vec![sdk_config::Service::new("sns", "sns", "SNS", &config)];
+    services.extend(limiter.as_ref().map(|l| l.service(&config)));
+    sdk_config::connect_during_init(&config, &services).await;
+    let sender = SnsSender::new(sns, SenderIdentity::from_source(&lambda_host::env_var));
     let deps = &Deps::new(settings, secret, sender, SendGate::new(countries, limiter));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         create_auth_challenge::handle(deps, event.payload, challenge_code::unix_now()).await

@@ -34,10 +34,19 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // outlive it to be reused.
     let sdk = sdk_config::for_function_on_io_thread(sdk_config::Budget::SYNC_TRIGGER).await;
     let kms = aws_sdk_kms::Client::new(&sdk);
+    let ses = aws_sdk_sesv2::Client::new(&sdk);
+    let mut services = vec![
+        sdk_config::Service::new("kms", "kms", "KMS", &sdk),
+        sdk_config::Service::new("sesv2", "email", "SESV2", &sdk),
+    ];
     let decryptor = lambda_host::init(EsdkDecryptor::with_kms(kms, &key_arn).await).await?;
-    let sender = SesSender::new(aws_sdk_sesv2::Client::new(&sdk), settings);
+    let sender = SesSender::new(ses, settings);
     let limiter =
         lambda_host::init(DynamoLimiter::load(&sdk, limits, &lambda_host::env_var).await).await?;
+    // The warm path's connections (KMS, SES, the table), opened before the
+    // first event.
+    services.extend(limiter.as_ref().map(|l| l.service(&sdk)));
+    sdk_config::connect_during_init(&sdk, &services).await;
     let deps = &Deps {
         decryptor,
         sender,

@@ -32,13 +32,19 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // outlive it to be reused.
     let sdk = sdk_config::for_function_on_io_thread(sdk_config::Budget::SYNC_TRIGGER).await;
     let kms = aws_sdk_kms::Client::new(&sdk);
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let mut services = vec![
+        sdk_config::Service::new("kms", "kms", "KMS", &sdk),
+        sdk_config::Service::new("sns", "sns", "SNS", &sdk),
+    ];
     let decryptor = lambda_host::init(EsdkDecryptor::with_kms(kms, &key_arn).await).await?;
-    let sender = SnsSender::new(
-        aws_sdk_sns::Client::new(&sdk),
-        SenderIdentity::from_source(&lambda_host::env_var),
-    );
+    let sender = SnsSender::new(sns, SenderIdentity::from_source(&lambda_host::env_var));
     let limiter =
         lambda_host::init(DynamoLimiter::load(&sdk, limits, &lambda_host::env_var).await).await?;
+    // The warm path's connections (KMS, SNS, the table), opened before the
+    // first event.
+    services.extend(limiter.as_ref().map(|l| l.service(&sdk)));
+    sdk_config::connect_during_init(&sdk, &services).await;
     let deps = &Deps {
         decryptor,
         sender,

@@ -21,10 +21,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 HashingSecret::load_with(&lambda_host::env_var, &sdk),
                 DynamoLimiter::load(&sdk, limits, &lambda_host::env_var)
             );
-            (
-                lambda_host::init(secret).await?,
-                lambda_host::init(limiter).await?,
-            )
+            let limiter = lambda_host::init(limiter).await?;
+            if let Some(l) = &limiter {
+                sdk_config::connect_during_init(&sdk, &[l.service(&sdk)]).await;
+            }
+            (lambda_host::init(secret).await?, limiter)
         }
         None => (
             lambda_host::init(HashingSecret::load(&lambda_host::env_var).await).await?,

@@ -37,6 +37,10 @@ const SERVICES: [(&str, &str); 4] = [
 struct Seen {
     new_connections: u64,
     requests: u64,
+    /// Connections open when init was over, before the first event.
+    at_init: u64,
+    /// Connections the first invocation opened.
+    first_new: u64,
 }
 
 /// Runs `events[0]`, then the rest, through one process of `binary` with
@@ -67,6 +71,8 @@ async fn warm_connections(
         .await
         .unwrap();
     f.ready(Duration::from_secs(10)).await.unwrap();
+    // Init is over: the warm-up's connections are open (or not).
+    let at_init: Vec<u64> = proxies.iter().map(|(_, p)| p.connections()).collect();
     let mut before = Vec::new();
     for (i, event) in events.iter().enumerate() {
         let (answer, _) = f.invoke(event).await.unwrap();
@@ -86,11 +92,14 @@ async fn warm_connections(
     let seen: BTreeMap<String, Seen> = proxies
         .iter()
         .zip(before)
-        .filter(|((_, p), _)| p.requests() > 0)
-        .map(|((service, p), (c, r))| {
+        .zip(at_init)
+        .filter(|(((_, p), _), _)| p.requests() > 0)
+        .map(|(((service, p), (c, r)), init)| {
             let seen = Seen {
                 new_connections: p.connections() - c,
                 requests: p.requests() - r,
+                at_init: init,
+                first_new: c - init,
             };
             ((*service).to_owned(), seen)
         })
@@ -103,6 +112,21 @@ async fn warm_connections(
 }
 
 fn check(binary: &str, seen: &BTreeMap<String, Seen>, services: &[&str]) {
+    // Connections opened during init (sdk_config::connect_during_init):
+    // every service's is accepted before the first event, and the first
+    // invocation uses it instead of opening one.
+    for s in services {
+        let x = seen.get(*s);
+        assert!(
+            x.is_some_and(|x| x.at_init >= 1),
+            "{binary} had no {s} connection open when its init was over: {seen:?}"
+        );
+        assert_eq!(
+            x.map_or(u64::MAX, |x| x.first_new),
+            0,
+            "{binary}'s first invocation opened a new {s} connection: {seen:?}"
+        );
+    }
     for s in services {
         let requests = seen.get(*s).map_or(0, |x| x.requests);
         assert!(
