@@ -27,7 +27,10 @@ use subtle::ConstantTimeEq;
 use thiserror::Error;
 use zeroize::Zeroizing;
 
+mod rotation;
 mod secret;
+
+pub use rotation::{CACHE_VAR, DEFAULT_CACHE, KeySet, RotatingSecret, SecretKeys};
 
 pub use secret::{
     CHALLENGE_VARS, HashingSecret, LIMIT_KEY_ARN_VAR, LIMIT_KEY_LABEL, LIMIT_KEY_VAR,

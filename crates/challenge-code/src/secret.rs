@@ -80,6 +80,10 @@ pub enum SecretError {
     },
     #[error("{var}={arn}: the secret has neither SecretString nor SecretBinary")]
     Empty { var: &'static str, arn: String },
+    #[error(
+        "CHALLENGE_SECRET_CACHE_SECONDS={value:?} is not valid: expected seconds from 0 to 3600 (default 300)"
+    )]
+    BadCache { value: String },
 }
 
 /// The HMAC key. Its `Debug` hides the value; the memory is wiped on drop.
@@ -237,6 +241,27 @@ impl HashingSecret {
         var: &'static str,
         arn: &str,
     ) -> Result<Self, SecretError> {
+        Self::fetch_version(client, var, arn, None).await
+    }
+
+    /// [`fetch_named`](Self::fetch_named) of the version holding `stage`
+    /// (`AWSPREVIOUS`); a missing one is `Refused` with
+    /// `ResourceNotFoundException`.
+    pub async fn fetch_stage(
+        client: &aws_sdk_secretsmanager::Client,
+        var: &'static str,
+        arn: &str,
+        stage: &str,
+    ) -> Result<Self, SecretError> {
+        Self::fetch_version(client, var, arn, Some(stage)).await
+    }
+
+    async fn fetch_version(
+        client: &aws_sdk_secretsmanager::Client,
+        var: &'static str,
+        arn: &str,
+        stage: Option<&str>,
+    ) -> Result<Self, SecretError> {
         use aws_sdk_secretsmanager::error::SdkError;
         let unreachable = |reason: &str| SecretError::Unreachable {
             var,
@@ -246,6 +271,7 @@ impl HashingSecret {
         let out = client
             .get_secret_value()
             .secret_id(arn)
+            .set_version_stage(stage.map(ToOwned::to_owned))
             .send()
             .await
             .map_err(|e| match &e {

@@ -57,7 +57,6 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     .await?;
     let cognito = aws_sdk_cognitoidentityprovider::Client::new(&sdk);
     let sns = aws_sdk_sns::Client::new(&sdk);
-    let ses_client = aws_sdk_sesv2::Client::new(&sdk);
     // Its warm path's connections (Cognito, the table; SES or SNS only for
     // notices), opened before the first request.
     sdk_config::connect_during_init(
@@ -79,7 +78,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         pool_id,
         admin: CognitoAdmin::new(cognito),
         limiter,
-        email: ses.map(|s| SesSender::new(ses_client, s)),
+        // Built only with EMAIL_FROM: a client costs the init.
+        email: ses.map(|s| SesSender::new(aws_sdk_sesv2::Client::new(&sdk), s)),
         sms: Some(SnsSender::new(
             sns,
             SenderIdentity::from_source(&lambda_host::env_var),

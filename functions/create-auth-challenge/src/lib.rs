@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use auth_policy::challenge::ChallengeConfig;
 use auth_policy::redact::mask_phone;
 use auth_policy::{ConfigError, ConfigSource};
-use challenge_code::{CODE_DIGITS, CodePlan, CodeStamp, HashingSecret, OneTimeCode, RandomError};
+use challenge_code::{CODE_DIGITS, CodePlan, CodeStamp, OneTimeCode, RandomError, RotatingSecret};
 use lambda_host::events::EventError;
 use lambda_host::events::cognito::{
     CognitoEventUserPoolsCreateAuthChallenge, CognitoEventUserPoolsCreateAuthChallengeResponse,
@@ -112,7 +112,8 @@ fn micros(d: Duration) -> u64 {
 /// What the handler borrows: built once in `main`.
 pub struct Deps<S, L> {
     pub settings: Settings,
-    pub secret: HashingSecret,
+    /// Codes are issued under its current value.
+    pub secret: RotatingSecret,
     pub sender: S,
     pub latency: LatencyMask,
     /// The SMS country policy and limits (and the wrong-code lockout).
@@ -120,10 +121,15 @@ pub struct Deps<S, L> {
 }
 
 impl<S, L> Deps<S, L> {
-    pub fn new(settings: Settings, secret: HashingSecret, sender: S, gate: SendGate<L>) -> Self {
+    pub fn new(
+        settings: Settings,
+        secret: impl Into<RotatingSecret>,
+        sender: S,
+        gate: SendGate<L>,
+    ) -> Self {
         Self {
             settings,
-            secret,
+            secret: secret.into(),
             sender,
             latency: LatencyMask::new(LatencyMask::INITIAL),
             gate,
@@ -246,8 +252,9 @@ pub async fn handle<S: SmsSender, L: Limiter>(
         }
         CodePlan::Fresh => {
             let code = OneTimeCode::generate()?;
+            let keys = deps.secret.keys().await;
             let stamp = CodeStamp::issue(
-                &deps.secret,
+                &keys.current,
                 &user,
                 &code,
                 now,
@@ -415,7 +422,7 @@ mod tests {
     fn deps() -> Deps<Outbox, send_limits::MemoryLimiter> {
         Deps::new(
             Settings::from_source(&[("CODE_TTL_SECONDS", "180")][..]).unwrap(),
-            HashingSecret::new(SECRET.to_vec(), "test").unwrap(),
+            challenge_code::HashingSecret::new(SECRET.to_vec(), "test").unwrap(),
             Outbox::new(),
             SendGate::new(Default::default(), None),
         )
@@ -487,7 +494,12 @@ mod tests {
             Some(stamp.clone())
         );
         assert_eq!(
-            stamp.check(&d.secret, "alice", Some(&code), NOW + 10),
+            stamp.check(
+                &d.secret.keys().await.current,
+                "alice",
+                Some(&code),
+                NOW + 10
+            ),
             challenge_code::Verdict::Correct
         );
     }

@@ -2,7 +2,7 @@
 //! the SNS client, the SMS country policy and the limits table's client are
 //! built once at init; the handler is in `lib.rs`.
 
-use challenge_code::HashingSecret;
+use challenge_code::RotatingSecret;
 use create_auth_challenge::{Deps, Settings};
 use lambda_runtime::{LambdaEvent, service_fn};
 
@@ -20,7 +20,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // The two secrets (the code's and the limiter's) are read at once: one
     // round trip of the init phase.
     let (secret, limiter) = tokio::join!(
-        HashingSecret::load_with(&lambda_host::env_var, &config),
+        RotatingSecret::load_with(&lambda_host::env_var, &config),
         DynamoLimiter::load(&config, limits, &lambda_host::env_var)
     );
     let secret = lambda_host::init(secret).await?;

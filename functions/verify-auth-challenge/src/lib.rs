@@ -14,7 +14,7 @@
 //! until the window passes. Without it verify needs no AWS client at run
 //! time: only the secret, read once at init.
 
-use challenge_code::{CodeStamp, HashingSecret, Verdict};
+use challenge_code::{CodeStamp, SecretKeys, Verdict};
 use lambda_host::events::EventError;
 use lambda_host::events::cognito::{
     CognitoEventUserPoolsVerifyAuthChallenge, CognitoEventUserPoolsVerifyAuthChallengeResponse,
@@ -59,8 +59,12 @@ impl From<VerifyError> for Diagnostic {
 
 /// Handles one VerifyAuthChallengeResponse event given as JSON, at unix
 /// time `now`; returns the whole event with `answerCorrect` set.
-pub fn handle(secret: &HashingSecret, event: Value, now: u64) -> Result<Value, VerifyError> {
-    check(secret, event, now).map(|(event, _)| event)
+pub fn handle<'a>(
+    secret: impl Into<SecretKeys<'a>>,
+    event: Value,
+    now: u64,
+) -> Result<Value, VerifyError> {
+    check(secret.into(), event, now).map(|(event, _)| event)
 }
 
 /// [`handle`] with the wrong-code lockout of `limiter` (when it has a
@@ -72,12 +76,13 @@ pub fn handle(secret: &HashingSecret, event: Value, now: u64) -> Result<Value, V
 /// deletes create's record of the code (one round trip for both), so the
 /// code is never handed out again. A table that cannot be used fails open
 /// (sign-in must survive an outage): logged and counted.
-pub async fn handle_with_lockout<L: Limiter>(
-    secret: &HashingSecret,
+pub async fn handle_with_lockout<'a, L: Limiter>(
+    secret: impl Into<SecretKeys<'a>>,
     limiter: Option<&L>,
     event: Value,
     now: u64,
 ) -> Result<Value, VerifyError> {
+    let secret = secret.into();
     let Some(limiter) = limiter.filter(|l| l.limits().code_failures_per_user.is_some()) else {
         return handle(secret, event, now);
     };
@@ -131,7 +136,7 @@ pub async fn handle_with_lockout<L: Limiter>(
 
 /// The check itself: the event with `answerCorrect`, and whether the answer
 /// counts as a wrong code (a real user's answer to a real code).
-fn check(secret: &HashingSecret, event: Value, now: u64) -> Result<(Value, bool), VerifyError> {
+fn check(secret: SecretKeys<'_>, event: Value, now: u64) -> Result<(Value, bool), VerifyError> {
     let mut event: CognitoEventUserPoolsVerifyAuthChallenge =
         lambda_host::events::parse_event(TRIGGER, event)?;
     let request = &event.request;
@@ -144,7 +149,9 @@ fn check(secret: &HashingSecret, event: Value, now: u64) -> Result<(Value, bool)
     let parsed = CodeStamp::from_private_parameters(&request.private_challenge_parameters);
     let has_stamp = parsed.is_some();
     let stamp = parsed.unwrap_or_else(CodeStamp::placeholder);
-    let verdict = stamp.check(secret, user, answer, now);
+    // Under the current value, and a code issued before a rotation under
+    // the previous one.
+    let verdict = secret.check(&stamp, user, answer, now);
     let correct = verdict == Verdict::Correct && has_stamp && !request.user_not_found;
     let outcome = match (has_stamp, verdict) {
         _ if request.user_not_found => "user_not_found",
@@ -173,6 +180,7 @@ fn check(secret: &HashingSecret, event: Value, now: u64) -> Result<(Value, bool)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use challenge_code::HashingSecret;
     use challenge_code::OneTimeCode;
     use serde_json::json;
 

@@ -11,86 +11,18 @@
 //! Needs `MOTO_ENDPOINT` and the function binaries (`scripts/test` provides
 //! both; `LAMBDA_BIN_DIR` picks the build, `target/debug` by default).
 
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use harness::runtime_api::{Answer, RuntimeApi};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use harness::tls_front::TlsFront;
 use serde_json::Value;
-use tokio::net::{TcpListener, TcpStream};
 
 /// moto behind TLS, with a certificate for `localhost` from a test CA.
-struct TlsFront {
-    url: String,
-    ca_file: PathBuf,
-    handshakes: Arc<AtomicU64>,
-    refused: Arc<AtomicU64>,
-}
-
 async fn tls_front(tag: &str) -> TlsFront {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "cognito-mfa-triggers test CA");
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let mut server = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-    server
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    let cert = server.signed_by(&key, &issuer).unwrap();
-
-    let ca_file = std::env::temp_dir().join(format!("custom-ca-{tag}-{}.pem", std::process::id()));
-    std::fs::write(&ca_file, ca_cert.pem()).unwrap();
-
-    let certs: Vec<CertificateDer<'static>> = vec![cert.der().clone()];
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+    TlsFront::start(&harness::moto::endpoint(), tag, Duration::ZERO)
+        .await
         .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let moto = harness::moto::endpoint()
-        .trim_start_matches("http://")
-        .to_owned();
-    let (handshakes, refused) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let (h, r) = (handshakes.clone(), refused.clone());
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let (acceptor, moto, h, r) = (acceptor.clone(), moto.clone(), h.clone(), r.clone());
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(tcp).await else {
-                    r.fetch_add(1, Ordering::SeqCst);
-                    return;
-                };
-                h.fetch_add(1, Ordering::SeqCst);
-                if let Ok(mut up) = TcpStream::connect(&moto).await {
-                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut up).await;
-                }
-            });
-        }
-    });
-    TlsFront {
-        url: format!("https://localhost:{port}"),
-        ca_file,
-        handshakes,
-        refused,
-    }
 }
 
 /// One invocation of `binary` with its AWS endpoint at the front.

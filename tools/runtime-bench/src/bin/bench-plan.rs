@@ -60,8 +60,12 @@ fn entry_of(
     binary: &str,
     kind: &str,
     event: Value,
-    env: Vec<(String, String)>,
+    mut env: Vec<(String, String)>,
 ) -> Value {
+    // The start-up numbers are the function's own init: the connections
+    // opened during init wait on the network, and first-invocation measures
+    // them (it turns this back on).
+    env.push(("CONNECT_DURING_INIT".to_owned(), "false".to_owned()));
     json!({
         "name": name,
         "binary": args.bin_dir.join(if binary == "floor" { "echo-floor" } else { binary }),
@@ -187,13 +191,63 @@ async fn main() -> Result<()> {
         ]
         .concat(),
     ));
+    // A wrong answer with the lockout on: the reservation is its one request.
+    let mut wrong = load(&args.events, "verify-auth-challenge/correct-code.json")?;
+    wrong["request"]["challengeAnswer"] = json!("000000");
+    plan.push(entry_of(
+        &args,
+        "verify-auth-challenge, wrong answer, lockout on",
+        "verify-auth-challenge",
+        "aws",
+        wrong,
+        [
+            moto.clone(),
+            secret.clone(),
+            vec![
+                (
+                    "SMS_LIMIT_TABLE".to_owned(),
+                    harness::moto::new_limits_table(&ddb, "bench-lockout-wrong").await,
+                ),
+                // Never reached by a run: every wrong answer is counted.
+                (
+                    "CODE_FAILURES_PER_USER".to_owned(),
+                    "100000000/1h".to_owned(),
+                ),
+            ],
+        ]
+        .concat(),
+    ));
+    let first_code = load(&args.events, "create-auth-challenge/first-code-en.json")?;
     plan.push(entry(
         &args,
         "create-auth-challenge",
         "aws",
-        load(&args.events, "create-auth-challenge/first-code-en.json")?,
-        [moto.clone(), secret].concat(),
+        first_code.clone(),
+        [moto.clone(), secret.clone()].concat(),
     ));
+    // As the template deploys it: the limits table on (a new user's first
+    // code each time: the record, the counters and the lockout check in one
+    // transaction, then SNS).
+    let mut create_limited = entry_of(
+        &args,
+        "create-auth-challenge, limits on",
+        "create-auth-challenge",
+        "aws",
+        first_code,
+        [
+            moto.clone(),
+            secret,
+            sender_limits(&harness::moto::new_limits_table(&ddb, "bench-create-limits").await),
+            vec![(
+                "CODE_FAILURES_PER_USER".to_owned(),
+                "100000000/1h".to_owned(),
+            )],
+        ]
+        .concat(),
+    );
+    create_limited["vary"] = json!("/userName");
+    create_limited["cold_only"] = json!(true);
+    plan.push(create_limited);
 
     // post-confirmation: a user with a phone in a moto pool, SMS preferred.
     let cognito = aws_sdk_cognitoidentityprovider::Client::new(&sdk);
@@ -236,6 +290,57 @@ async fn main() -> Result<()> {
         "aws",
         guard,
         moto.clone(),
+    ));
+
+    // account-change: an MFA preference change by a user who signed in just
+    // now (RECENT_SIGN_IN_SECONDS at its most, a day, so the plan stays valid
+    // through a run): AdminGetUser, the change's transaction,
+    // AdminSetUserMFAPreference, AdminUpdateUserAttributes.
+    let mut change = load(&args.events, "account-change/mfa-preference-sms.json")?;
+    let change_user = "bench-account-user";
+    harness::moto::new_user(
+        &cognito,
+        &pool_id,
+        change_user,
+        &[
+            ("phone_number", &phone),
+            ("email", "bench@example.com"),
+            ("email_verified", "true"),
+        ],
+    )
+    .await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if let Some(claims) = change.pointer_mut("/requestContext/authorizer/jwt/claims") {
+        claims["username"] = json!(change_user);
+        claims["auth_time"] = json!(now.to_string());
+    }
+    plan.push(entry(
+        &args,
+        "account-change",
+        "aws",
+        change,
+        [
+            moto.clone(),
+            vec![
+                ("USER_POOL_ID".to_owned(), pool_id.clone()),
+                ("RECENT_SIGN_IN_SECONDS".to_owned(), "86400".to_owned()),
+                (
+                    "ACCOUNT_CHANGES_PER_USER".to_owned(),
+                    "1000000/1d".to_owned(),
+                ),
+                (
+                    "LIMIT_TABLE".to_owned(),
+                    harness::moto::new_limits_table(&ddb, "bench-account-change").await,
+                ),
+                (
+                    "LIMIT_KEY_SECRET".to_owned(),
+                    "bench-only-limit-key-bench-only-limit-key".to_owned(),
+                ),
+            ],
+        ]
+        .concat(),
     ));
 
     // custom-sms-sender: the sample's code, re-encrypted for a moto key.

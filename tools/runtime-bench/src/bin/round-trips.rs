@@ -21,8 +21,10 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use harness::fault_proxy::{Fault, FaultProxy, Plan};
 use harness::runtime_api::RuntimeApi;
-use serde::Deserialize;
-use serde_json::Value;
+
+#[path = "../plan_entry.rs"]
+mod plan_entry;
+use plan_entry::Entry;
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -35,31 +37,6 @@ struct Args {
     /// Warm invocations measured per setting (after 5 unmeasured ones).
     #[arg(long, default_value_t = 40)]
     warm: usize,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct Entry {
-    name: String,
-    binary: PathBuf,
-    #[serde(default)]
-    env: Vec<(String, String)>,
-    event: Value,
-    kind: String,
-    #[serde(default)]
-    vary: Option<String>,
-}
-
-impl Entry {
-    fn event(&self, n: usize) -> Value {
-        let mut event = self.event.clone();
-        if let Some(pointer) = &self.vary
-            && let Some(v) = event.pointer_mut(pointer)
-        {
-            let base = v.as_str().unwrap_or_default().to_owned();
-            *v = Value::String(format!("{base}-rt-{}-{n}", std::process::id()));
-        }
-        event
-    }
 }
 
 /// One measurement of an entry: the median warm latency and the requests
