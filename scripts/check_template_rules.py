@@ -15,12 +15,20 @@ a resource under a Condition counts as present (the expansion keeps every
 resource, with its Condition): a rule holds for every setting of the
 parameters. The template's own Rules section is evaluated at the parameters'
 defaults (scripts/check-template checks several sets of defaults).
+
+The dashboard rules render its DashboardBody (Fn::Sub with Fn::If variables)
+for every combination of the conditions that decide what it shows, and read
+the metrics the functions emit from the Rust sources themselves (every
+metrics::count call under functions/ and crates/), so they follow the code.
 """
 
 import copy
 import fnmatch
+import itertools
 import json
+import re
 import sys
+from pathlib import Path
 
 SENDER = "custom-sms-sender"
 EMAIL_SENDER = "custom-email-sender"
@@ -207,6 +215,38 @@ def function_statements(template, binary):
     if role is None:
         return [], [f"{binary}: its Role is not a role of the template"]
     return role_statements(template, role)
+
+
+def aliases(template):
+    """Alias logical id -> (function logical id, alias name) of every AWS::Lambda::Alias on a function of the
+    template (SAM's <Function>Alias<name> of AutoPublishAlias)."""
+    lambdas = resources(template, "AWS::Lambda::Function")
+    found = {}
+    for name, body in resources(template, "AWS::Lambda::Alias").items():
+        fn = target(props(body).get("FunctionName"))
+        if fn in lambdas:
+            found[name] = (fn, props(body).get("Name"))
+    return found
+
+
+def invoked_function(template, name):
+    """The function logical id behind `name`: itself if a function, its function if an alias of the template."""
+    if name in resources(template, "AWS::Lambda::Function"):
+        return name
+    return aliases(template).get(name, (None, None))[0]
+
+
+def trigger_entries(template):
+    """(trigger, condition, the ARN value the pool invokes) of each Lambda trigger in the pool's LambdaConfig."""
+    _, pool = the_pool(template)
+    found = []
+    for trigger, value in sorted((props(pool).get("LambdaConfig") or {}).items()):
+        if trigger == "KMSKeyID":
+            continue
+        for entry in branches(value):
+            arn = entry.get("LambdaArn") if isinstance(entry, dict) and "LambdaArn" in entry else entry
+            found.append((trigger, if_condition(value), arn))
+    return found
 
 
 # --------------------------------------------------------------- rules --
@@ -519,35 +559,28 @@ def rule_sender_decrypt_context(template):
 
 
 def rule_trigger_permissions(template):
-    """(h) every function in the pool's LambdaConfig may be invoked by Cognito for this pool and account, under the trigger's condition."""
+    """(h) every function in the pool's LambdaConfig may be invoked by Cognito for this pool and account, under the trigger's condition, on exactly the ARN the pool names (its alias)."""
     problems = []
-    pool_name, pool = the_pool(template)
-    config = props(pool).get("LambdaConfig") or {}
-    lambdas = resources(template, "AWS::Lambda::Function")
+    pool_name, _ = the_pool(template)
     permissions = resources(template, "AWS::Lambda::Permission")
     triggers = 0
-    for trigger, value in sorted(config.items()):
-        if trigger == "KMSKeyID":
+    for trigger, wanted, arn in trigger_entries(template):
+        name = target(arn)
+        triggers += 1
+        if invoked_function(template, name) is None:
+            problems.append(f"{trigger}: {json.dumps(arn)} is neither a function of the template nor an alias of one")
             continue
-        wanted = if_condition(value)
-        for entry in branches(value):
-            arn = entry.get("LambdaArn") if isinstance(entry, dict) and "LambdaArn" in entry else entry
-            name = target(arn)
-            triggers += 1
-            if name not in lambdas:
-                problems.append(f"{trigger}: {json.dumps(arn)} is not a function of the template")
-                continue
-            if not any(
-                target(props(p).get("FunctionName")) == name
-                and props(p).get("Action") == "lambda:InvokeFunction"
-                and props(p).get("Principal") == COGNITO
-                and props(p).get("SourceArn") == {"Fn::GetAtt": [pool_name, "Arn"]}
-                and props(p).get("SourceAccount") == {"Ref": "AWS::AccountId"}
-                and p.get("Condition") in (None, wanted)
-                for p in permissions.values()
-            ):
-                problems.append(f"{trigger}: {name} has no lambda:InvokeFunction permission for {COGNITO} with "
-                                f"SourceArn {pool_name}.Arn and SourceAccount (under condition {wanted})")
+        if not any(
+            target(props(p).get("FunctionName")) == name
+            and props(p).get("Action") == "lambda:InvokeFunction"
+            and props(p).get("Principal") == COGNITO
+            and props(p).get("SourceArn") == {"Fn::GetAtt": [pool_name, "Arn"]}
+            and props(p).get("SourceAccount") == {"Ref": "AWS::AccountId"}
+            and p.get("Condition") in (None, wanted)
+            for p in permissions.values()
+        ):
+            problems.append(f"{trigger}: {name} has no lambda:InvokeFunction permission for {COGNITO} with "
+                            f"SourceArn {pool_name}.Arn and SourceAccount (under condition {wanted})")
     if triggers == 0:
         problems.append(f"{pool_name}: no trigger in LambdaConfig")
     return problems
@@ -626,17 +659,26 @@ def api_operations(api):
     return found
 
 
-def integrates(operation, function_name):
-    """Whether an OpenAPI operation's integration invokes the function `function_name`."""
+def integration_targets(operation):
+    """Logical ids an OpenAPI operation's integration URI names (Ref, GetAtt .Arn, or ${X} / ${X.Arn} in a Sub)."""
     integration = operation.get("x-amazon-apigateway-integration") or {}
+    found = set()
     for uri in branches(integration.get("uri")):
-        if target(uri) == function_name:
-            return True
+        if target(uri):
+            found.add(target(uri))
         sub = uri.get("Fn::Sub") if isinstance(uri, dict) else None
         text = sub[0] if isinstance(sub, list) else sub
-        if isinstance(text, str) and ("${" + function_name + ".Arn}") in text:
-            return True
-    return False
+        if isinstance(text, str):
+            for variable in re.findall(r"\$\{([^!}][^}]*)\}", text):
+                name, _, attr = variable.partition(".")
+                if attr in ("", "Arn"):
+                    found.add(name)
+    return found
+
+
+def integrates(template, operation, function_name):
+    """Whether an OpenAPI operation's integration invokes the function `function_name` (itself or an alias)."""
+    return any(invoked_function(template, t) == function_name for t in integration_targets(operation))
 
 
 def rule_account_change_api(template):
@@ -651,7 +693,7 @@ def rule_account_change_api(template):
     for api_name, api in sorted(resources(template, "AWS::ApiGatewayV2::Api").items()):
         schemes = ((props(api).get("Body") or {}).get("components") or {}).get("securitySchemes") or {}
         for path, method, op in api_operations(api):
-            if not integrates(op, name):
+            if not integrates(template, op, name):
                 continue
             routes += 1
             where = f"{api_name} {method.upper()} {path}"
@@ -722,6 +764,540 @@ def rule_account_change_mode(template):
     return problems
 
 
+# ------------------------------------------------------------ aliases --
+def rule_triggers_use_alias(template):
+    """(l) every trigger in the pool's LambdaConfig is Ref of its function's alias (never the function, a version or an ARN built by hand); every Cognito invoke permission names the alias the pool invokes for that function; every permission and HTTP API integration names an alias; the senders' retries and dead-letter queue (EventInvokeConfig) are on the alias Cognito invokes."""
+    problems = []
+    al = aliases(template)
+    lambdas = resources(template, "AWS::Lambda::Function")
+    invoked = {}   # function -> the alias the pool invokes
+    entries = trigger_entries(template)
+    for trigger, wanted, arn in entries:
+        name = target(arn)
+        if not (isinstance(arn, dict) and list(arn) == ["Ref"] and name in al):
+            problems.append(f"{trigger}: {json.dumps(arn)} is not Ref of an alias of a function of the template")
+            continue
+        fn = al[name][0]
+        if invoked.get(fn, name) != name:
+            problems.append(f"{trigger}: the pool invokes {fn} through two aliases, {invoked[fn]} and {name}")
+        invoked[fn] = name
+        alias_condition = resources(template)[name].get("Condition")
+        if alias_condition not in (None, wanted):
+            problems.append(f"{trigger}: alias {name} exists under {alias_condition}, the trigger under {wanted}")
+    if not entries:
+        problems.append("no trigger in the pool's LambdaConfig")
+    permitted = set()
+    for lid, p in sorted(resources(template, "AWS::Lambda::Permission").items()):
+        named = target(props(p).get("FunctionName"))
+        if props(p).get("Principal") == COGNITO:
+            permitted.add(named)
+        if named in lambdas:
+            problems.append(f"{lid}: names the function {named}, not its alias")
+            continue
+        if props(p).get("Principal") != COGNITO:
+            continue
+        if named not in al:
+            problems.append(f"{lid}: a Cognito invoke permission on {json.dumps(props(p).get('FunctionName'))}, "
+                            f"no alias of the template")
+        elif invoked.get(al[named][0]) != named:
+            problems.append(f"{lid}: names {named}, but the pool invokes {al[named][0]} through "
+                            f"{invoked.get(al[named][0])}")
+    for fn, alias in sorted(invoked.items()):
+        if alias not in permitted:
+            problems.append(f"{alias}: the pool invokes it, and no Cognito invoke permission names it")
+    for api_name, api in sorted(resources(template, "AWS::ApiGatewayV2::Api").items()):
+        for path, method, op in api_operations(api):
+            for t in sorted(integration_targets(op)):
+                if t in lambdas:
+                    problems.append(f"{api_name} {method.upper()} {path}: integrates the function {t}, not its alias")
+    for lid, config in sorted(resources(template, "AWS::Lambda::EventInvokeConfig").items()):
+        fn = target(props(config).get("FunctionName"))
+        if fn in invoked and props(config).get("Qualifier") != al[invoked[fn]][1]:
+            problems.append(f"{lid}: on qualifier {props(config).get('Qualifier')!r}, but Cognito invokes "
+                            f"{fn}'s alias {al[invoked[fn]][1]!r}: its retries and dead-letter queue would not apply")
+    return problems
+
+
+# ---------------------------------------------------------- dashboard --
+METRICS_NAMESPACE = "CognitoMfaTriggers"
+ROOT = Path(__file__).resolve().parent.parent
+# What the dashboard must show for every function whose code emits it (the
+# abuse and fail-open signals): each such function in a row or SEARCH.
+WATCHED_METRICS = ("SmsSent", "SmsRefused", "SmsFailOpen", "EmailSent", "EmailRefused", "EmailFailOpen",
+                   "SignInWithoutFactor", "ContactChangeRefused")
+LAMBDA_METRICS = ("Invocations", "Errors", "Throttles", "Duration")
+DURATION_STAT = "p99"
+# A reference to a resource in a rendered Sub string (⟦Name⟧, ⟦Name.Attr⟧); ${!x} renders as ${x}.
+MARK = re.compile("\u27e6([^\u27e7]*)\u27e7")
+COUNT_CALL = "metrics::count("
+
+
+def _skip_literal(text, i):
+    """Index after the string literal (raw too), char literal, line comment or block comment at text[i], or i if
+    none starts there (a lifetime's quote is no literal)."""
+    raw = re.match(r'r(#*)"', text[i:i + 300]) if text[i] == "r" and (i == 0 or not (
+        text[i - 1].isalnum() or text[i - 1] == "_")) else None
+    if raw:
+        end = text.find('"' + raw.group(1), i + len(raw.group(0)))
+        return len(text) if end < 0 else end + 1 + len(raw.group(1))
+    if text[i] == "'":
+        char = re.match(r"'(?:\\u\{[0-9a-fA-F]+\}|\\.|[^\\'])'", text[i:i + 12])
+        return i + len(char.group(0)) if char else i
+    if text[i] == '"':
+        i += 1
+        while i < len(text) and text[i] != '"':
+            i += 2 if text[i] == "\\" else 1
+        return i + 1
+    if text.startswith("//", i):
+        end = text.find("\n", i)
+        return len(text) if end < 0 else end
+    if text.startswith("/*", i):
+        end = text.find("*/", i + 2)
+        return len(text) if end < 0 else end + 2
+    return i
+
+
+def _top_level(text, start=0):
+    """Splits text[start:] at top-level commas until the bracket that closes the one opened before `start`:
+    (parts, index of that closing bracket)."""
+    depth, i, parts, begin = 0, start, [], start
+    while i < len(text):
+        j = _skip_literal(text, i)
+        if j != i:
+            i = j
+            continue
+        c = text[i]
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            if depth == 0:
+                parts.append(text[begin:i])
+                return parts, i
+            depth -= 1
+        elif c == "," and depth == 0:
+            parts.append(text[begin:i])
+            begin = i + 1
+        i += 1
+    raise ValueError("unbalanced brackets")
+
+
+def _without_comments(text):
+    """Rust `text` with each comment a space (literals kept as they are)."""
+    out, i = [], 0
+    while i < len(text):
+        j = _skip_literal(text, i)
+        if j != i and text[i] == "/":
+            out.append(" ")
+        elif j != i:
+            out.append(text[i:j])
+        else:
+            out.append(text[i])
+            j = i + 1
+        i = j
+    return "".join(out)
+
+
+def metric_calls(text, constants):
+    """[(metric, (dimension names...))] of each metrics::count(NAME, &[("Dim", value), ...]) in Rust `text`;
+    NAME a string literal or a constant of `constants`. Raises ValueError on a call it cannot read."""
+    text = _without_comments(text)
+    found = []
+    i = 0
+    while i < len(text):
+        j = _skip_literal(text, i)
+        if j != i:
+            i = j
+            continue
+        match = re.match(r"metrics::count\b", text[i:i + 15]) if i == 0 or not (
+            text[i - 1].isalnum() or text[i - 1] == "_") else None
+        i += 1
+        if not match:
+            continue
+        at = i - 1 + match.end()
+        if not text.startswith("(", at):
+            raise ValueError(f"metrics::count used other than as a call at offset {at}")
+        args, _ = _top_level(text, at + 1)
+        args = [a.strip() for a in args if a.strip()]
+        if len(args) != 2:
+            raise ValueError(f"metrics::count with {len(args)} arguments: {text[at:at + 80]!r}")
+        name, dims = args
+        literal_name = re.fullmatch(r'"([A-Za-z0-9_]+)"', name)
+        constant = re.fullmatch(r"(?:[A-Za-z_][A-Za-z0-9_]*::)*([A-Z_][A-Z0-9_]*)", name)
+        if literal_name:
+            metric = literal_name.group(1)
+        elif constant and constant.group(1) in constants:
+            metric = constants[constant.group(1)]
+        else:
+            raise ValueError(f"metrics::count with a metric name that is neither a literal nor a known &str "
+                             f"constant: {name!r}")
+        compact = re.sub(r"\s+", "", dims)
+        if not (compact.startswith("&[") and compact.endswith("]")):
+            raise ValueError(f"metrics::count dimensions not an &[...] slice: {dims!r}")
+        inner = dims[dims.index("[") + 1:dims.rindex("]")]
+        names = []
+        for item in _top_level(inner + ")", 0)[0]:
+            if not item.strip():
+                continue
+            dim = re.match(r'\s*\(\s*"([A-Za-z0-9_]+)"\s*,', item)
+            if not dim:
+                raise ValueError(f"metrics::count dimension without a literal name: {item.strip()!r}")
+            names.append(dim.group(1))
+        found.append((metric, tuple(names)))
+    return found
+
+
+def _str_constants(text):
+    return dict(re.findall(r"\bconst\s+([A-Z_][A-Z0-9_]*)\s*:\s*&(?:'static\s+)?str\s*=\s*\"([^\"]*)\"\s*;", text))
+
+
+_EMITTED = {}
+
+
+def emitted_metrics(root=ROOT):
+    """metric -> {binary: {dimension sets}} of every metrics::count call in the Rust sources (functions/<binary>/
+    and crates/: a crate's calls count for every function, "*"). Each call emits [Function] and one
+    [Function, Dim] per dimension (crates/lambda-host/src/metrics.rs)."""
+    if root in _EMITTED:
+        return _EMITTED[root]
+    emitted = {}
+    for top in ("functions", "crates"):
+        for package in sorted((root / top).iterdir()):
+            if not (package / "Cargo.toml").is_file():
+                continue
+            cargo = (package / "Cargo.toml").read_text(encoding="utf-8")
+            package_name = re.search(r'(?m)^name\s*=\s*"([^"]+)"', cargo)
+            owner = package_name.group(1) if top == "functions" and package_name else "*"
+            sources = {path: path.read_text(encoding="utf-8") for path in sorted(package.rglob("*.rs"))
+                       if "target" not in path.relative_to(package).parts}
+            constants = {}
+            for text in sources.values():
+                constants.update(_str_constants(text))
+            for path, text in sources.items():
+                if "metrics::count" not in text:
+                    continue
+                try:
+                    calls = metric_calls(text, constants)
+                except ValueError as error:
+                    raise LookupError(f"{path.relative_to(root)}: {error}") from None
+                for metric, dims in calls:
+                    sets = emitted.setdefault(metric, {}).setdefault(owner, set())
+                    sets.add(frozenset({"Function"}))
+                    sets.update(frozenset({"Function", d}) for d in dims)
+    if not emitted:
+        raise LookupError("no metrics::count call found in functions/ or crates/")
+    _EMITTED[root] = emitted
+    return emitted
+
+
+def scanner_self_test():
+    """The Rust scanner reads what it must (multi-line calls, constants, comments, parentheses in values) and
+    refuses what it cannot read."""
+    sample = '''
+        pub const LOST: &str = "LostMetric";
+        fn f<'a>(s: &'a str) -> &'a str {
+            let _ = (s.trim_matches('"'), '\\'', r#"metrics::count("Raw", &[])"#);
+            lambda_host::metrics::count("Plain", &[]); // metrics::count("Commented", &[("No", "x")])
+            lambda_host::metrics::count(
+                "Multi",
+                &[("Reason", refusal.as_str()), ("Country", &format!("{}", c(1, 2)))],
+            );
+            lambda_host::metrics::count(LOST, &[("Channel", "a,b)")]);
+            /* metrics::count("Block", &[]) */
+        }'''
+    got = metric_calls(sample, _str_constants(sample))
+    want = [("Plain", ()), ("Multi", ("Reason", "Country")), ("LostMetric", ("Channel",))]
+    if got != want:
+        return f"the Rust scanner read {got}, expected {want}"
+    for bad in ('metrics::count(name_of(x), &[]);', 'metrics::count("A", &[(dim, "x")]);',
+                'use lambda_host::metrics::count as c;'):
+        try:
+            metric_calls(bad, {})
+        except ValueError:
+            continue
+        return f"the Rust scanner accepted a call it cannot read: {bad}"
+    return None
+
+
+def _render(node, assignment):
+    """An Fn::Sub (or a value inside one) as text: Fn::If by `assignment`, ${Local} by its value, ${X} and
+    ${X.Attr} (and Ref / GetAtt values) as ⟦X⟧ / ⟦X.Attr⟧, ${!x} as ${x}."""
+    if isinstance(node, str):
+        return node
+    if node == NO_VALUE:
+        return ""
+    if isinstance(node, dict) and len(node) == 1:
+        (key, arg), = node.items()
+        if key == "Fn::If":
+            name, yes, no = arg
+            return _render(yes if assignment[name] else no, assignment)
+        if key == "Ref":
+            return f"\u27e6{arg}\u27e7"
+        if key == "Fn::GetAtt":
+            return f"\u27e6{arg if isinstance(arg, str) else '.'.join(arg)}\u27e7"
+        if key == "Fn::Sub":
+            text, variables = (arg, {}) if isinstance(arg, str) else arg
+            values = {k: _render(v, assignment) for k, v in variables.items()}
+
+            def one(match):
+                key = match.group(1)
+                if key.startswith("!"):
+                    return "${" + key[1:] + "}"
+                return values[key] if key in values else f"\u27e6{key}\u27e7"
+            return re.sub(r"\$\{([^}]+)\}", one, text)
+    raise LookupError(f"the dashboard body uses {json.dumps(node)[:80]}, which this checker does not render")
+
+
+def _if_conditions(node):
+    found = set()
+    if isinstance(node, list):
+        for n in node:
+            found |= _if_conditions(n)
+    elif isinstance(node, dict):
+        for k, v in node.items():
+            if k == "Fn::If":
+                found.add(v[0])
+            found |= _if_conditions(v)
+    return found
+
+
+def _named(node):
+    """Resource names any Ref, GetAtt or ${X} in node names (all branches)."""
+    names = set()
+    if isinstance(node, list):
+        for n in node:
+            names |= _named(n)
+    elif isinstance(node, dict):
+        for k, v in node.items():
+            if k == "Ref" and isinstance(v, str):
+                names.add(v)
+            elif k == "Fn::GetAtt":
+                names.add((v.split(".", 1) if isinstance(v, str) else v)[0])
+            elif k == "Fn::Sub":
+                text = v if isinstance(v, str) else v[0]
+                names |= {m.split(".", 1)[0] for m in re.findall(r"\$\{([^!}][^}]*)\}", text)}
+                if isinstance(v, list):
+                    names |= _named(v[1])
+            else:
+                names |= _named(v)
+    return names
+
+
+def dashboard_renderings(template):
+    """[(assignment, body document or None, problems)] of the template's dashboard, one per assignment of the
+    conditions that decide what it shows (its Fn::If conditions and those of every resource it names, every
+    function, alarm and sender queue), each taken as free: a body must be right in every combination."""
+    boards = resources(template, "AWS::CloudWatch::Dashboard")
+    if len(boards) != 1:
+        raise LookupError(f"expected one AWS::CloudWatch::Dashboard, found {sorted(boards)}")
+    board_name, board = next(iter(boards.items()))
+    body = props(board).get("DashboardBody")
+    everything = resources(template)
+    shown = (set(resources(template, "AWS::Lambda::Function")) | set(resources(template, "AWS::CloudWatch::Alarm"))
+             | set(resources(template, "AWS::SQS::Queue")) | {n for n in _named(body) if n in everything})
+    names = sorted(_if_conditions(body) | {everything[n]["Condition"] for n in shown if everything[n].get("Condition")})
+    if len(names) > 8:
+        raise LookupError(f"{board_name}: {len(names)} conditions decide the dashboard; this checker renders at most 8")
+    out = []
+    for values in itertools.product((True, False), repeat=len(names)):
+        assignment = dict(zip(names, values))
+        where = ", ".join(f"{n}={'true' if v else 'false'}" for n, v in assignment.items()) or "always"
+        problems = []
+        if board.get("Condition") and not assignment.get(board["Condition"], True):
+            continue
+        text = _render(body, assignment)
+        for ref in sorted(set(MARK.findall(text))):
+            name = ref.split(".", 1)[0]
+            condition_of = (everything.get(name) or {}).get("Condition")
+            if condition_of and not assignment[condition_of]:
+                problems.append(f"{board_name} ({where}): names {ref}, which does not exist when {condition_of} is false")
+        try:
+            document = json.loads(text)
+        except ValueError as error:
+            problems.append(f"{board_name} ({where}): the body is not JSON: {error}")
+            document = None
+        out.append((assignment, where, document, problems))
+    return out
+
+
+def dashboard_series(document):
+    """(widget title, kind, details) of each series of each metric widget: kind "metric" with
+    (namespace, name, {dimension: value}, stat), kind "expression" with the expression's text.
+    The "." shorthand of a metric array repeats the previous array's item."""
+    series = []
+    for widget in document.get("widgets") or []:
+        if not isinstance(widget, dict) or widget.get("type") != "metric":
+            continue
+        p = widget.get("properties") or {}
+        title = p.get("title", "")
+        previous = []
+        for raw in p.get("metrics") or []:
+            if not isinstance(raw, list) or not raw:
+                series.append((title, "invalid", raw))
+                continue
+            if isinstance(raw[0], dict):
+                series.append((title, "expression", raw[0].get("expression", "")))
+                continue
+            options = raw[-1] if isinstance(raw[-1], dict) else {}
+            items = raw[:-1] if options is raw[-1] else list(raw)
+            items = [previous[i] if v == "." and i < len(previous) else v for i, v in enumerate(items)]
+            previous = items
+            if len(items) < 2 or len(items) % 2:
+                series.append((title, "invalid", raw))
+                continue
+            dims = dict(zip(items[2::2], items[3::2]))
+            series.append((title, "metric", (items[0], items[1], dims, options.get("stat", p.get("stat", "Average")))))
+    return series
+
+
+SEARCH_CALL = re.compile(r"SEARCH\(\s*'([^']*)'")
+
+
+def parse_search(expression):
+    """(namespace, {dimension names}, [metric names], [Function values]) of a SEARCH's query, or None."""
+    match = SEARCH_CALL.search(expression)
+    if not match:
+        return None
+    query = match.group(1)
+    schema = re.match(r"\s*\{([^}]*)\}", query)
+    if not schema:
+        return None
+    parts = [p.strip() for p in schema.group(1).split(",")]
+    return (parts[0], set(parts[1:]), re.findall(r'MetricName\s*=\s*"([^"]*)"', query),
+            re.findall(r'\bFunction\s*=\s*"([^"]*)"', query))
+
+
+def _marked(value):
+    """X of a value that is exactly ⟦X⟧, else None."""
+    match = MARK.fullmatch(value) if isinstance(value, str) else None
+    return match.group(1) if match else None
+
+
+def rule_dashboard_metrics(template):
+    """(m) every CognitoMfaTriggers metric the dashboard shows (a metric row or a SEARCH) is one some function of the template emits (its Rust sources' metrics::count calls), with exactly a dimension set it is emitted with, for the functions it names, and every SEARCH names this stack's functions; every AWS/Lambda series names a function of the template; the body is JSON and names only resources that exist, in every setting of its conditions."""
+    error = scanner_self_test()
+    if error:
+        return [error]
+    try:
+        emitted = emitted_metrics()
+        renderings = dashboard_renderings(template)
+    except LookupError as problem:
+        return [str(problem)]
+    binaries = {name: binary for binary, (name, _) in functions(template).items()}
+    lambdas = resources(template, "AWS::Lambda::Function")
+    problems = []
+
+    def check(where, metric, dims, fns):
+        known = emitted.get(metric)
+        if known is None:
+            problems.append(f"{where}: no function emits {metric} (metrics::count in functions/ or crates/)")
+            return
+        for fn in fns:
+            sets = known.get(binaries.get(fn), set()) | known.get("*", set())
+            if not sets:
+                problems.append(f"{where}: {fn} ({binaries.get(fn)}) does not emit {metric}")
+            elif frozenset(dims) not in sets:
+                problems.append(f"{where}: {fn} ({binaries.get(fn)}) emits {metric} with the dimension sets "
+                                f"{sorted(sorted(s) for s in sets)}, not {sorted(dims)}")
+
+    for _, where, document, rendering_problems in renderings:
+        problems += rendering_problems
+        if document is None:
+            continue
+        for title, kind, details in dashboard_series(document):
+            at = f"{where}, widget {title!r}"
+            if kind == "invalid":
+                problems.append(f"{at}: a metric array the checker cannot read: {json.dumps(details)}")
+            elif kind == "metric":
+                namespace, metric, dims, _ = details
+                if namespace == METRICS_NAMESPACE:
+                    fn = _marked(dims.get("Function"))
+                    if fn not in lambdas:
+                        problems.append(f"{at}: {metric} not by the Function dimension of a function of the template "
+                                        f"(dimensions {json.dumps(dims, ensure_ascii=False)}); every dimension set "
+                                        f"it is emitted with has Function")
+                        continue
+                    check(at, metric, set(dims), [fn])
+                elif namespace == "AWS/Lambda":
+                    fn = _marked(dims.get("FunctionName"))
+                    if set(dims) != {"FunctionName"} or fn not in lambdas:
+                        problems.append(f"{at}: AWS/Lambda {metric} not by FunctionName of a function of the "
+                                        f"template ({json.dumps(dims, ensure_ascii=False)})")
+            elif kind == "expression" and METRICS_NAMESPACE in details:
+                search = parse_search(details)
+                if search is None or search[0] != METRICS_NAMESPACE or len(search[2]) != 1:
+                    problems.append(f"{at}: an expression on {METRICS_NAMESPACE} that is not "
+                                    f"SEARCH('{{{METRICS_NAMESPACE},Dims...}} MetricName=\"...\" ...'): {details}")
+                    continue
+                _, dims, (metric,), fn_values = search
+                fns = [_marked(v) for v in fn_values]
+                if not fns or any(fn not in lambdas for fn in fns):
+                    problems.append(f"{at}: SEARCH for {metric} not limited to functions of this template "
+                                    f"(Function=\"${{Name}}\" terms): {fn_values}")
+                    continue
+                check(at, metric, dims, fns)
+    return problems
+
+
+def rule_dashboard_coverage(template):
+    """(n) in every setting of its conditions the dashboard shows, for each function that exists, its AWS/Lambda Invocations, Errors, Throttles and Duration (p99); every alarm of the template in an alarm widget; each sender's dead-letter queue depth; and each watched metric (sends, refusals, fail-opens, SignInWithoutFactor, ContactChangeRefused) for every function whose code emits it."""
+    try:
+        emitted = emitted_metrics()
+        renderings = dashboard_renderings(template)
+    except LookupError as problem:
+        return [str(problem)]
+    lambdas = resources(template, "AWS::Lambda::Function")
+    alarms = resources(template, "AWS::CloudWatch::Alarm")
+    binaries = {name: binary for binary, (name, _) in functions(template).items()}
+    queues = set()
+    for binary in SENDERS:
+        queues |= sender_queues(template, binary)
+    problems = []
+
+    def exists(name, assignment):
+        c = resources(template)[name].get("Condition")
+        return c is None or assignment.get(c, True)
+
+    for assignment, where, document, _ in renderings:
+        if document is None:
+            continue   # rule (m) reports it
+        lambda_series, shown, searched, depths = set(), set(), set(), set()
+        for _, kind, details in dashboard_series(document):
+            if kind == "metric":
+                namespace, metric, dims, stat = details
+                if namespace == "AWS/Lambda":
+                    lambda_series.add((_marked(dims.get("FunctionName")), metric,
+                                       stat if metric == "Duration" else None))
+                elif namespace == METRICS_NAMESPACE:
+                    shown.add((metric, _marked(dims.get("Function"))))
+                elif namespace == "AWS/SQS" and metric == "ApproximateNumberOfMessagesVisible":
+                    depths.add(_marked(dims.get("QueueName")))
+            elif kind == "expression":
+                search = parse_search(details)
+                if search and search[0] == METRICS_NAMESPACE:
+                    searched |= {(m, _marked(v)) for m in search[2] for v in search[3]}
+        listed = set()
+        for widget in document.get("widgets") or []:
+            if isinstance(widget, dict) and widget.get("type") == "alarm":
+                listed |= {_marked(a) for a in (widget.get("properties") or {}).get("alarms") or []}
+        for fn in sorted(lambdas):
+            if not exists(fn, assignment):
+                continue
+            for metric in LAMBDA_METRICS:
+                stat = DURATION_STAT if metric == "Duration" else None
+                if (fn, metric, stat) not in lambda_series:
+                    problems.append(f"{where}: no AWS/Lambda {metric}{' ' + stat if stat else ''} of {fn}")
+            for metric in WATCHED_METRICS:
+                if binaries.get(fn) in (emitted.get(metric) or {}) and (metric, fn) not in shown | searched:
+                    problems.append(f"{where}: {fn} emits {metric}, which the dashboard does not show for it")
+        for alarm in sorted(alarms):
+            if exists(alarm, assignment) and f"{alarm}.Arn" not in listed:
+                problems.append(f"{where}: alarm {alarm} is in no alarm widget")
+        for queue in sorted(queues):
+            if exists(queue, assignment) and f"{queue}.QueueName" not in depths:
+                problems.append(f"{where}: no ApproximateNumberOfMessagesVisible of dead-letter queue {queue}")
+    return problems
+
+
 RULES = [
     rule_verify_leading_keys,
     rule_account_change_leading_keys,
@@ -736,6 +1312,9 @@ RULES = [
     rule_email_sender_ses,
     rule_sender_decrypt_context,
     rule_trigger_permissions,
+    rule_triggers_use_alias,
+    rule_dashboard_metrics,
+    rule_dashboard_coverage,
     rule_template_rules_accept_defaults,
 ]
 
@@ -816,7 +1395,8 @@ def _decrypt_statement(t, binary):
 def _permission(t, binary):
     name = function(t, binary)[0]
     for lid, body in resources(t, "AWS::Lambda::Permission").items():
-        if target(props(body).get("FunctionName")) == name:
+        if invoked_function(t, target(props(body).get("FunctionName"))) == name \
+                and props(body).get("Principal") == COGNITO:
             return lid, body
     raise AssertionError(f"mutation: {binary} has no invoke permission")
 
@@ -825,7 +1405,7 @@ def _account_change_operations(t):
     """(api, operation) of each route to account-change."""
     name = function(t, ACCOUNT_CHANGE)[0]
     found = [(api, op) for api in resources(t, "AWS::ApiGatewayV2::Api").values()
-             for _, _, op in api_operations(api) if integrates(op, name)]
+             for _, _, op in api_operations(api) if integrates(t, op, name)]
     assert found, f"mutation: no route invokes {ACCOUNT_CHANGE}"
     return found
 
@@ -877,6 +1457,75 @@ def _drop_trust_key(t, operator, key):
     del block[key]
     if not block:
         del _sms_trust(t)[operator]
+
+
+def _dashboard_sub(t):
+    board = next(iter(resources(t, "AWS::CloudWatch::Dashboard").values()))
+    return props(board)["DashboardBody"]["Fn::Sub"]
+
+
+def _dashboard_edit(t, old, new, variable=None, count=1):
+    """Replaces `old` (which must be there) by `new` in the dashboard body, or in the text of one of its Sub
+    variables (the Fn::Sub in its Fn::If's true branch)."""
+    sub = _dashboard_sub(t)
+    if variable is None:
+        assert old in sub[0], f"mutation: {old!r} not in the dashboard body"
+        sub[0] = sub[0].replace(old, new, count)
+        return
+    branch = sub[1][variable]["Fn::If"][1]
+    assert old in branch["Fn::Sub"], f"mutation: {old!r} not in the dashboard's {variable}"
+    branch["Fn::Sub"] = branch["Fn::Sub"].replace(old, new, count)
+
+
+def _drop_dashboard_variable(t, name):
+    sub = _dashboard_sub(t)
+    assert name in sub[1], f"mutation: no dashboard variable {name}"
+    sub[1][name] = ""
+
+
+def _lambda_config(t):
+    return props(the_pool(t)[1])["LambdaConfig"]
+
+
+def _api_permission(t):
+    for body in resources(t, "AWS::Lambda::Permission").values():
+        if props(body).get("Principal") == "apigateway.amazonaws.com":
+            return props(body)
+    raise AssertionError("mutation: no API Gateway permission")
+
+
+def _version_of(t, binary):
+    name = function(t, binary)[0]
+    for lid, body in resources(t, "AWS::Lambda::Version").items():
+        if target(props(body).get("FunctionName")) == name:
+            return lid
+    raise AssertionError(f"mutation: {binary} has no version")
+
+
+def _event_invoke_config(t, binary):
+    name = function(t, binary)[0]
+    for body in resources(t, "AWS::Lambda::EventInvokeConfig").values():
+        if target(props(body).get("FunctionName")) == name:
+            return props(body)
+    raise AssertionError(f"mutation: {binary} has no EventInvokeConfig")
+
+
+def _unqualify_integration(t):
+    name = function(t, ACCOUNT_CHANGE)[0]
+    for _, op in _account_change_operations(t):
+        integration = op["x-amazon-apigateway-integration"]
+        uri = integration["uri"]
+        sub = branches(uri)[0]["Fn::Sub"]
+        alias = next(a for a, (fn, _) in aliases(t).items() if fn == name)
+        assert "${" + alias + "}" in sub, f"mutation: the integration does not name {alias}"
+        integration["uri"] = {"Fn::Sub": sub.replace("${" + alias + "}", "${" + name + ".Arn}")}
+        return
+    raise AssertionError("mutation: no account-change integration")
+
+
+def _new_alarm(t):
+    alarm = copy.deepcopy(next(iter(resources(t, "AWS::CloudWatch::Alarm").values())))
+    t["Resources"]["AnotherAlarm"] = alarm
 
 
 MUTATIONS = [
@@ -1036,6 +1685,79 @@ MUTATIONS = [
      lambda t: _account_change_ses(t)[3].update(Resource="*")),
     ("account-change's SES statement is there without EmailFrom", rule_email_sender_ses,
      _unwrap_account_change_ses),
+    # (l) the triggers, their permissions and the API invoke the alias `live`
+    ("PreSignUp invokes the function, not its alias", rule_triggers_use_alias,
+     lambda t: _lambda_config(t).update(PreSignUp={"Fn::GetAtt": [function(t, "pre-sign-up")[0], "Arn"]})),
+    ("the email sender's LambdaArn is the unqualified function", rule_triggers_use_alias,
+     lambda t: _lambda_config(t)["CustomEmailSender"]["Fn::If"][1].update(
+         LambdaArn={"Fn::GetAtt": [function(t, EMAIL_SENDER)[0], "Arn"]})),
+    ("a trigger names a version, not the alias", rule_triggers_use_alias,
+     lambda t: _lambda_config(t).update(PreAuthentication={"Ref": _version_of(t, PRE_AUTH)})),
+    ("a trigger qualified by hand (${Function.Arn}:live), with no dependency on the alias", rule_triggers_use_alias,
+     lambda t: _lambda_config(t).update(DefineAuthChallenge={"Fn::Sub": "${" + function(
+         t, "define-auth-challenge")[0] + ".Arn}:live"})),
+    ("the SMS sender's Cognito permission is on the function, not the alias", rule_triggers_use_alias,
+     lambda t: props(_permission(t, SENDER)[1]).update(
+         FunctionName={"Fn::GetAtt": [function(t, SENDER)[0], "Arn"]})),
+    ("pre-authentication's permission names another function's alias", rule_triggers_use_alias,
+     lambda t: props(_permission(t, PRE_AUTH)[1]).update(FunctionName=props(_permission(t, VERIFY)[1])["FunctionName"])),
+    ("the SMS sender's retries and dead-letter queue are configured on $LATEST", rule_triggers_use_alias,
+     lambda t: _event_invoke_config(t, SENDER).update(Qualifier="$LATEST")),
+    ("an account-change route integrates the unqualified function", rule_triggers_use_alias, _unqualify_integration),
+    ("API Gateway's permission is on the unqualified function", rule_triggers_use_alias,
+     lambda t: _api_permission(t).update(FunctionName={"Ref": function(t, ACCOUNT_CHANGE)[0]})),
+    # (m) the dashboard's metrics are emitted, as queried
+    ("a row shows a metric no function emits", rule_dashboard_metrics,
+     lambda t: _dashboard_edit(t, '"SmsFailOpen", "Function", "${VerifyAuthChallengeFunction}"',
+                               '"SmsFailedOpen", "Function", "${VerifyAuthChallengeFunction}"')),
+    ("a SEARCH leaves out the Function dimension ({CognitoMfaTriggers,Reason})", rule_dashboard_metrics,
+     lambda t: _dashboard_edit(t, '{CognitoMfaTriggers,Function,Reason} MetricName=\\"SmsRefused\\"',
+                               '{CognitoMfaTriggers,Reason} MetricName=\\"SmsRefused\\"')),
+    ("SignInWithoutFactor searched by Country, a dimension it is not emitted with", rule_dashboard_metrics,
+     lambda t: _dashboard_edit(t, '{CognitoMfaTriggers,Function,Reason} MetricName=\\"SignInWithoutFactor\\"',
+                               '{CognitoMfaTriggers,Country,Function} MetricName=\\"SignInWithoutFactor\\"')),
+    ("email sent searched by Country (EmailSent has no Country)", rule_dashboard_metrics,
+     lambda t: _dashboard_edit(
+         t, '["CognitoMfaTriggers", "EmailSent", "Function", "${CustomEmailSenderFunction}", {"label": "EmailSent"}]',
+         '[{"id": "e", "expression": "SEARCH(\'{CognitoMfaTriggers,Country,Function} MetricName=\\"EmailSent\\" '
+         'Function=\\"${CustomEmailSenderFunction}\\"\', \'Sum\', 300)"}]', variable="EmailSenderWidgets")),
+    ("a fail-open row without its Function dimension", rule_dashboard_metrics,
+     lambda t: _dashboard_edit(t, '"SmsFailOpen", "Function", "${CustomSmsSenderFunction}", ', '"SmsFailOpen", ')),
+    ("SmsSent shown for pre-authentication, which sends none", rule_dashboard_metrics,
+     lambda t: _dashboard_edit(t, '"SignInWithoutFactor", "Function", "${PreAuthenticationFunction}"',
+                               '"SmsSent", "Function", "${PreAuthenticationFunction}"')),
+    ("a SEARCH over every stack's functions (no Function term)", rule_dashboard_metrics,
+     lambda t: _dashboard_edit(t, ' Function=\\"${PreAuthenticationFunction}\\"\'', "'")),
+    ("an AWS/Lambda series names a function by a literal name", rule_dashboard_metrics,
+     lambda t: _dashboard_edit(t, '"FunctionName", "${PreSignUpFunction}"]', '"FunctionName", "pre-sign-up"]')),
+    ("an AWS/Lambda series names the alias, not the function", rule_dashboard_metrics,
+     lambda t: _dashboard_edit(t, '"FunctionName", "${PreSignUpFunction}"]',
+                               '"FunctionName", "${PreSignUpFunctionAliaslive}"]')),
+    ("the body is not JSON when the email sender exists (a comma lost)", rule_dashboard_metrics,
+     lambda t: _dashboard_edit(t, ",\n", "\n", variable="EmailSenderLambda")),
+    ("the email sender's dead-letter queue named outside its Fn::If", rule_dashboard_metrics,
+     lambda t: _dashboard_edit(t, '${EmailSenderDeadLetterQueue}',
+                               ', ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", '
+                               '"${CustomEmailSenderDeadLetterQueue.QueueName}"]')),
+    ("no dashboard", rule_dashboard_metrics,
+     lambda t: [t["Resources"].pop(n) for n in list(resources(t, "AWS::CloudWatch::Dashboard"))]),
+    # (n) the dashboard shows every function, alarm, queue and watched metric
+    ("the account-change function's Lambda widget left out", rule_dashboard_coverage,
+     lambda t: _drop_dashboard_variable(t, "AccountChangeLambda")),
+    ("an alarm left out of the alarm widget", rule_dashboard_coverage,
+     lambda t: _dashboard_edit(t, '"${PreSignUpErrorsAlarm.Arn}",', "")),
+    ("a new alarm the dashboard does not list", rule_dashboard_coverage, _new_alarm),
+    ("pre-authentication's duration as the average", rule_dashboard_coverage,
+     lambda t: _dashboard_edit(t, '"${PreAuthenticationFunction}", {"stat": "p99"',
+                               '"${PreAuthenticationFunction}", {"stat": "Average"')),
+    ("create-auth-challenge's throttles left out", rule_dashboard_coverage,
+     lambda t: _dashboard_edit(t, '["AWS/Lambda", "Throttles", "FunctionName", "${CreateAuthChallengeFunction}"],', "")),
+    ("the email sender's dead-letter queue left out", rule_dashboard_coverage,
+     lambda t: _drop_dashboard_variable(t, "EmailSenderDeadLetterQueue")),
+    ("verify-auth-challenge's fail-open row shows another function", rule_dashboard_coverage,
+     lambda t: _dashboard_edit(t, '"${VerifyAuthChallengeFunction}", {"label"', '"${PreAuthenticationFunction}", {"label"')),
+    ("the email sender's ContactChangeRefused left out", rule_dashboard_coverage,
+     lambda t: _drop_dashboard_variable(t, "EmailSenderContactChangeRefused")),
     # (i) the template's Rules refuse what Cognito would
     ("AccountChange RecentSignIn with PhoneNumberChange Immediate", rule_template_rules_accept_defaults,
      lambda t: _set_defaults(t, AccountChange="RecentSignIn", PhoneNumberChange="Immediate")),
@@ -1073,6 +1795,12 @@ CONTROLS = [
     ("AccountChange AccessToken with PhoneNumberChange Immediate (Cognito's behaviour)",
      rule_template_rules_accept_defaults,
      lambda t: _set_defaults(t, AccountChange="AccessToken", PhoneNumberChange="Immediate")),
+    ("a SEARCH naming its dimensions in another order", rule_dashboard_metrics,
+     lambda t: _dashboard_edit(t, '{CognitoMfaTriggers,Function,Reason} MetricName=\\"SmsRefused\\"',
+                               '{CognitoMfaTriggers,Reason,Function} MetricName=\\"SmsRefused\\"')),
+    ("a metric array with the \".\" shorthand", rule_dashboard_metrics,
+     lambda t: _dashboard_edit(t, '["AWS/Lambda", "Errors", "FunctionName", "${PreSignUpFunction}"]',
+                               '[".", "Errors", ".", "."]')),
 ]
 
 

@@ -332,3 +332,39 @@ def test_account_change_api_takes_only_an_access_token_of_the_pool(pool):
     # to Cognito or DynamoDB (functions/account-change/src/lib.rs, `field`).
     status, body = post(url, "Bearer " + tokens["AccessToken"], b"{}")
     assert (status, body.get("error")) == (400, "InvalidRequest"), body
+
+
+# ------------------------------------------------------------- app-config --
+
+def test_app_config_from_the_local_pool_connects_an_app(pool):
+    """`mfa-admin app-config` against the local pool prints Amplify v6's and Gen 2's
+    configuration; an app configured from the Gen 2 output (pool, client, region) signs in."""
+    import os
+    import subprocess
+    binary = os.path.join(os.environ.get("BIN_DIR", "target/debug"), "mfa-admin")
+    status = local_pool("status", "--json")
+    api = (status.get("apis") or {}).get("AccountChangeApi") or {}
+    args = [binary, "--endpoint-url", pool.endpoint, "--region", pool.region,
+            "--user-pool-id", pool.user_pool_id, "app-config", "--client-id", pool.client_id]
+    if api.get("url"):
+        args += ["--account-change-url", api["url"]]
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test")
+    out = subprocess.run(args, capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 0, out.stderr
+    config = json.loads(out.stdout)
+    cognito = config["amplify_v6"]["Auth"]["Cognito"]
+    auth = config["amplify_outputs"]["auth"]
+    assert cognito["userPoolId"] == auth["user_pool_id"] == pool.user_pool_id
+    assert cognito["userPoolClientId"] == auth["user_pool_client_id"] == pool.client_id
+    described = pool.idp.describe_user_pool(UserPoolId=pool.user_pool_id)["UserPool"]
+    assert auth["mfa_configuration"] == described.get("MfaConfiguration", "OFF")
+    assert auth["password_policy"]["min_length"] == described["Policies"]["PasswordPolicy"]["MinimumLength"]
+    if api.get("url"):
+        assert config["amplify_v6"]["API"]["REST"]["accountChange"]["endpoint"] == api["url"]
+    # The app, configured from amplify_outputs.json alone, signs a user in.
+    username = confirmed_user(pool, "otto", phone=new_phone(), preference="NOMFA")
+    # USER_SRP_AUTH with the pool and client from amplify_outputs.json: a NOMFA user gets tokens.
+    result = AWSSRP(username=username, password=PASSWORD, pool_id=auth["user_pool_id"],
+                    client_id=auth["user_pool_client_id"], client=pool.idp).authenticate_user()
+    claims = verified_claims(pool, result["AuthenticationResult"])
+    assert claims["cognito:username"] == username

@@ -171,6 +171,7 @@ impl FaultProxy {
             .collect()
     }
 
+    /// AWS calls seen (a function's warm-up `GET /` is not one).
     pub fn requests(&self) -> u64 {
         self.state.seen.load(Ordering::SeqCst)
     }
@@ -306,7 +307,18 @@ async fn handle(
     state: Arc<State>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let n = state.seen.fetch_add(1, Ordering::SeqCst);
+    // A function's warm-up (an unsigned `GET /` opening the connection
+    // during init, sdk_config::warm) is no AWS call: it is neither counted
+    // nor given one of the first `count` faults, so a plan faults the calls
+    // it is meant for. Plans for every request (`always`) reach it too.
+    let warm_up = service_of(&req) == "unsigned"
+        && req.method() == hyper::Method::GET
+        && !req.uri().path().starts_with("/moto-api");
+    let n = if warm_up {
+        0
+    } else {
+        state.seen.fetch_add(1, Ordering::SeqCst)
+    };
     let json_protocol = req
         .headers()
         .get("content-type")
@@ -314,7 +326,7 @@ async fn handle(
         .is_some_and(|v| v.contains("json"));
     // moto's own admin API is never faulted.
     let is_admin = req.uri().path().starts_with("/moto-api");
-    if !is_admin && n < state.plan.count {
+    if !is_admin && n < state.plan.count && (!warm_up || state.plan.count == u64::MAX) {
         state.faulted.fetch_add(1, Ordering::SeqCst);
         match state.plan.fault {
             Fault::ServerError => {

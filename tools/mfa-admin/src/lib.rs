@@ -18,6 +18,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+pub mod app_config;
 pub mod scale;
 
 use auth_policy::admin::{AdminRefusal, decide_recover_lost_totp, decide_set_preference};
@@ -54,6 +55,25 @@ impl From<PreferenceArg> for MfaPreference {
 
 #[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
 pub enum Command {
+    /// Print what an app needs to sign users in: Amplify v6's
+    /// Amplify.configure() object and Amplify Gen 2's amplify_outputs.json
+    /// (auth), from a deployed stack's outputs (--stack-name) or from
+    /// --user-pool-id and --client-id, and the pool itself.
+    AppConfig {
+        /// The CloudFormation stack `sam deploy` made.
+        #[arg(long, value_name = "NAME")]
+        stack_name: Option<String>,
+        /// The app client (default: the stack's UserPoolClientId output).
+        #[arg(long, value_name = "ID")]
+        client_id: Option<String>,
+        /// The account-change API (default: the stack's AccountChangeApiUrl output).
+        #[arg(long, value_name = "URL")]
+        account_change_url: Option<String>,
+        /// both (default), amplify-v6 or amplify-outputs (redirect it to
+        /// amplify_outputs.json).
+        #[arg(long, value_enum, default_value_t = app_config::Format::Both)]
+        format: app_config::Format,
+    },
     /// MFA methods enabled, the preferred one, the phone and its verification.
     Status { user: String },
     /// Make SMS or TOTP the user's preferred MFA, or turn MFA off (NOMFA).
@@ -413,6 +433,10 @@ pub async fn execute_with<A: UserPoolAdmin, P: scale::Progress>(
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<Report, CliError> {
     match command {
+        // It reads the stack and the pool with clients of its own (main).
+        Command::AppConfig { .. } => Err(CliError::Output(
+            "app-config is run by the mfa-admin binary, not through execute_with".to_owned(),
+        )),
         Command::Audit { walk, users } => {
             let audited =
                 scale::audit(admin, config, pool_id, &walk.options(None), progress, stop).await?;

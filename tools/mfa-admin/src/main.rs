@@ -133,11 +133,60 @@ impl mfa_admin::scale::Progress for StderrProgress {
     }
 }
 
+/// `app-config`: needs no policy and, with --stack-name, no pool id.
+async fn app_config(
+    cli: &Cli,
+    stack_name: &Option<String>,
+    client_id: &Option<String>,
+    account_change_url: &Option<String>,
+    format: mfa_admin::app_config::Format,
+) -> ExitCode {
+    let mut loader = sdk_config::for_tool(Budget::INTERACTIVE);
+    if let Some(region) = &cli.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(url) = &cli.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    let sdk = loader.load().await;
+    if sdk.region().is_none() {
+        return fail("no AWS region: pass --region or set AWS_REGION");
+    }
+    let source = mfa_admin::app_config::Source {
+        stack_name: stack_name.clone(),
+        user_pool_id: cli.user_pool_id.clone(),
+        client_id: client_id.clone(),
+        account_change_url: account_change_url.clone(),
+    };
+    match mfa_admin::app_config::gather(&sdk, &source).await {
+        Ok(facts) => {
+            let json = mfa_admin::app_config::render(&facts, format);
+            match serde_json::to_string_pretty(&json) {
+                Ok(text) => match writeln!(std::io::stdout().lock(), "{text}") {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => fail(format!("writing the output: {e}")),
+                },
+                Err(e) => fail(e),
+            }
+        }
+        Err(e) => fail(e),
+    }
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
 
+    if let mfa_admin::Command::AppConfig {
+        stack_name,
+        client_id,
+        account_change_url,
+        format,
+    } = &cli.command
+    {
+        return app_config(&cli, stack_name, client_id, account_change_url, *format).await;
+    }
     let Some(pool_id) = cli
         .user_pool_id
         .as_deref()

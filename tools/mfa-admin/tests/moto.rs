@@ -600,3 +600,108 @@ async fn usage_and_configuration_errors_are_one_line() {
     .await;
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// `app-config --stack-name`: a stack in moto's CloudFormation whose outputs
+/// name a moto pool and client (and an account-change URL); the printed
+/// configuration must name them and say what the pool is.
+#[tokio::test]
+async fn app_config_prints_the_stacks_pool_for_amplify_v6_and_gen_2() {
+    use aws_sdk_cognitoidentityprovider::types::{
+        SmsConfigurationType, SmsMfaConfigType, SoftwareTokenMfaConfigType, UserPoolMfaType,
+    };
+    let client = client().await;
+    let pool = new_pool(&client, "app-config").await;
+    client
+        .set_user_pool_mfa_config()
+        .user_pool_id(&pool)
+        .mfa_configuration(UserPoolMfaType::Optional)
+        .sms_mfa_configuration(
+            SmsMfaConfigType::builder()
+                .sms_configuration(
+                    SmsConfigurationType::builder()
+                        .sns_caller_arn("arn:aws:iam::123456789012:role/sms")
+                        .build(),
+                )
+                .build(),
+        )
+        .software_token_mfa_configuration(
+            SoftwareTokenMfaConfigType::builder().enabled(true).build(),
+        )
+        .send()
+        .await
+        .expect("SetUserPoolMfaConfig in moto");
+    let app = client
+        .create_user_pool_client()
+        .user_pool_id(&pool)
+        .client_name("app")
+        .send()
+        .await
+        .expect("CreateUserPoolClient in moto");
+    let client_id = app
+        .user_pool_client()
+        .and_then(|c| c.client_id())
+        .unwrap()
+        .to_owned();
+    let stack = format!("app-config-{}", std::process::id());
+    let template = serde_json::json!({
+        "Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": {
+            "UserPoolId": {"Value": pool},
+            "UserPoolClientId": {"Value": client_id},
+            "Region": {"Value": "us-east-1"},
+            "AccountChangeApiUrl": {"Value": "https://api1.execute-api.us-east-1.amazonaws.com"},
+        }
+    });
+    aws_sdk_cloudformation::Client::new(&harness::moto::sdk_config().await)
+        .create_stack()
+        .stack_name(&stack)
+        .template_body(template.to_string())
+        .send()
+        .await
+        .expect("CreateStack in moto");
+
+    let out = mfa_admin(&["app-config", "--stack-name", &stack], &[]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let both: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let c = &both["amplify_v6"]["Auth"]["Cognito"];
+    assert_eq!(c["userPoolId"], serde_json::json!(pool));
+    assert_eq!(c["userPoolClientId"], serde_json::json!(client_id));
+    assert_eq!(c["mfa"]["status"], "optional");
+    assert_eq!(c["mfa"]["totpEnabled"], true);
+    assert_eq!(
+        both["amplify_v6"]["API"]["REST"]["accountChange"]["endpoint"],
+        "https://api1.execute-api.us-east-1.amazonaws.com"
+    );
+    let auth = &both["amplify_outputs"]["auth"];
+    assert_eq!(auth["user_pool_id"], serde_json::json!(pool));
+    assert_eq!(auth["aws_region"], "us-east-1");
+    assert_eq!(auth["mfa_configuration"], "OPTIONAL");
+    assert_eq!(auth["mfa_methods"], serde_json::json!(["SMS", "TOTP"]));
+
+    // One shape alone, for a file; and a stack that is not there.
+    let out = mfa_admin(
+        &[
+            "app-config",
+            "--stack-name",
+            &stack,
+            "--format",
+            "amplify-outputs",
+        ],
+        &[],
+    )
+    .await;
+    let outputs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(outputs["version"], "1.3");
+    assert!(outputs.get("amplify_v6").is_none());
+    let out = mfa_admin(&["app-config", "--stack-name", "no-such-stack"], &[]).await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no-such-stack") && err.lines().count() == 1,
+        "{err}"
+    );
+}
