@@ -21,6 +21,17 @@ pub struct CognitoAdmin {
 }
 
 impl CognitoAdmin {
+    /// The service a function's warm path calls, for the init phase's
+    /// warm-up (`sdk_config::connect_during_init`).
+    pub fn service(sdk: &sdk_config::aws_config::SdkConfig) -> sdk_config::Service {
+        sdk_config::Service::new(
+            "cognito-idp",
+            "cognito-idp",
+            "COGNITO_IDENTITY_PROVIDER",
+            sdk,
+        )
+    }
+
     pub fn new(client: Client) -> Self {
         Self { client }
     }

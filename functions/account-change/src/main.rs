@@ -59,19 +59,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sns = aws_sdk_sns::Client::new(&sdk);
     // Its warm path's connections (Cognito, the table; SES or SNS only for
     // notices), opened before the first request.
-    sdk_config::connect_during_init(
-        &sdk,
-        &[
-            sdk_config::Service::new(
-                "cognito-idp",
-                "cognito-idp",
-                "COGNITO_IDENTITY_PROVIDER",
-                &sdk,
-            ),
-            limiter.service(&sdk),
-        ],
-    )
-    .await;
+    sdk_config::connect_during_init(&sdk, &[CognitoAdmin::service(&sdk), limiter.service(&sdk)])
+        .await;
     let deps = &Deps {
         config,
         countries,

@@ -14,16 +14,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sdk = sdk_config::for_function(Budget::SYNC_TRIGGER).await;
     let admin = &CognitoAdmin::new(aws_sdk_cognitoidentityprovider::Client::new(&sdk));
     // Its one service's connection, opened before the first event.
-    sdk_config::connect_during_init(
-        &sdk,
-        &[sdk_config::Service::new(
-            "cognito-idp",
-            "cognito-idp",
-            "COGNITO_IDENTITY_PROVIDER",
-            &sdk,
-        )],
-    )
-    .await;
+    sdk_config::connect_during_init(&sdk, &[CognitoAdmin::service(&sdk)]).await;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         pre_authentication::handle(config, admin, event.payload).await
     }))

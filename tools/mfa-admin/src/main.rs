@@ -133,14 +133,9 @@ impl mfa_admin::scale::Progress for StderrProgress {
     }
 }
 
-/// `app-config`: needs no policy and, with --stack-name, no pool id.
-async fn app_config(
-    cli: &Cli,
-    stack_name: &Option<String>,
-    client_id: &Option<String>,
-    account_change_url: &Option<String>,
-    format: mfa_admin::app_config::Format,
-) -> ExitCode {
+/// The SDK configuration of `--region` and `--endpoint-url` over the usual
+/// AWS configuration; a missing region is the error.
+async fn sdk_of(cli: &Cli) -> Result<sdk_config::aws_config::SdkConfig, ExitCode> {
     let mut loader = sdk_config::for_tool(Budget::INTERACTIVE);
     if let Some(region) = &cli.region {
         loader = loader.region(Region::new(region.clone()));
@@ -150,8 +145,23 @@ async fn app_config(
     }
     let sdk = loader.load().await;
     if sdk.region().is_none() {
-        return fail("no AWS region: pass --region or set AWS_REGION");
+        return Err(fail("no AWS region: pass --region or set AWS_REGION"));
     }
+    Ok(sdk)
+}
+
+/// `app-config`: needs no policy and, with --stack-name, no pool id.
+async fn app_config(
+    cli: &Cli,
+    stack_name: &Option<String>,
+    client_id: &Option<String>,
+    account_change_url: &Option<String>,
+    format: mfa_admin::app_config::Format,
+) -> ExitCode {
+    let sdk = match sdk_of(cli).await {
+        Ok(sdk) => sdk,
+        Err(code) => return code,
+    };
     let source = mfa_admin::app_config::Source {
         stack_name: stack_name.clone(),
         user_pool_id: cli.user_pool_id.clone(),
@@ -223,17 +233,10 @@ async fn main() -> ExitCode {
         CountryPolicy::default()
     };
 
-    let mut loader = sdk_config::for_tool(Budget::INTERACTIVE);
-    if let Some(region) = &cli.region {
-        loader = loader.region(Region::new(region.clone()));
-    }
-    if let Some(url) = &cli.endpoint_url {
-        loader = loader.endpoint_url(url);
-    }
-    let sdk = loader.load().await;
-    if sdk.region().is_none() {
-        return fail("no AWS region: pass --region or set AWS_REGION");
-    }
+    let sdk = match sdk_of(&cli).await {
+        Ok(sdk) => sdk,
+        Err(code) => return code,
+    };
     let admin = CognitoAdmin::new(aws_sdk_cognitoidentityprovider::Client::new(&sdk));
 
     if cli.output == Output::Csv && !matches!(cli.command, mfa_admin::Command::Audit { .. }) {
